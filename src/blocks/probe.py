@@ -1,0 +1,34 @@
+# patch-uwsgi interpreter probe: prints one JSON object. Python 2.7 and 3.6+.
+import json
+import os
+import platform
+import sys
+try:
+    import sysconfig
+    get_var = sysconfig.get_config_var
+except ImportError:
+    from distutils import sysconfig
+    get_var = sysconfig.get_config_var
+
+names = ['VERSION', 'Py_ENABLE_SHARED', 'Py_GIL_DISABLED', 'LIBRARY', 'LDLIBRARY', 'LIBDIR', 'LIBPL',
+         'LIBS', 'MODLIBS', 'SYSLIBS', 'LINKFORSHARED', 'MULTIARCH']
+config = {}
+for name in names:
+    value = get_var(name)
+    config[name] = None if value is None else str(value)
+try:
+    libc = os.confstr('CS_GNU_LIBC_VERSION') or ''
+except (AttributeError, ValueError, OSError):
+    libc = ''
+base_prefix = getattr(sys, 'real_prefix', None) or getattr(sys, 'base_prefix', None) or sys.prefix
+sys.stdout.write(json.dumps({
+    'implementation': platform.python_implementation(),
+    'version': '%d.%d.%d' % tuple(sys.version_info[:3]),
+    'abiflags': getattr(sys, 'abiflags', ''),
+    'executable': sys.executable,
+    'prefix': os.path.realpath(sys.prefix),
+    'base_prefix': os.path.realpath(base_prefix),
+    'glibc': libc.split(' ')[1] if libc.startswith('glibc ') else '',
+    'builtin_modules': sorted(sys.builtin_module_names),
+    'config': config,
+}, sort_keys=True))

@@ -1,0 +1,182 @@
+//! The one error type of the library.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Convenience alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong. Every variant names the file or program it is about, what was
+/// expected, and what to do; I/O errors always carry their path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system call on a path failed.
+    #[error("cannot {action} {path}")]
+    Io {
+        /// What was being done ("read", "write", "rename", ...).
+        action: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The folder does not exist or is not a folder.
+    #[error("{path} is not a folder: give the uWSGI source tree (the folder holding uwsgiconfig.py)")]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
+
+    /// The folder exists but holds no `uwsgiconfig.py`.
+    #[error("{dir} is not a uWSGI source tree: it has no uwsgiconfig.py{}", hint_text(.hint))]
+    NotATree {
+        /// The folder given.
+        dir: PathBuf,
+        /// The one uWSGI tree found one level below, if exactly one was.
+        hint: Option<PathBuf>,
+    },
+
+    /// A file the rewrite needs is missing from the tree.
+    #[error("{path} is missing: a uWSGI tree with the python plugin has this file ({what})")]
+    MissingFile {
+        /// The missing file.
+        path: PathBuf,
+        /// Why it is needed.
+        what: &'static str,
+    },
+
+    /// `uwsgiconfig.py` has no `uwsgi_version = '...'` line.
+    #[error("{path} has no line `uwsgi_version = '...'`: expected uWSGI's own uwsgiconfig.py; restore it from the uWSGI release")]
+    NoVersion {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// A file is not valid UTF-8.
+    #[error("{path} is not valid UTF-8 (first bad byte at offset {offset}): uWSGI's build files are UTF-8 text; restore the upstream file")]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the first invalid sequence.
+        offset: usize,
+    },
+
+    /// A recipe's anchor was not found, or found more than once.
+    #[error("{path}: recipe `{recipe}` cannot place its change: expected {expected}, found {found}. \
+             The file differs from every uWSGI release this tool knows; restore the upstream file or report the uWSGI version")]
+    Anchor {
+        /// The file.
+        path: PathBuf,
+        /// The recipe id.
+        recipe: &'static str,
+        /// What the recipe looks for.
+        expected: &'static str,
+        /// What it found instead ("nothing", "3 matches at lines 4, 9, 12").
+        found: String,
+    },
+
+    /// A patch-uwsgi marker is damaged (a begin without an end, text edited by hand, ...).
+    #[error("{path}, line {line}: damaged patch-uwsgi block: {problem}. Restore the upstream file (or remove the block by hand), then run `patch_uwsgi apply` again")]
+    DamagedBlock {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        problem: String,
+    },
+
+    /// The file already carries a block appended by hand or by a shell script.
+    #[error("{path}, line {line}: found a hand-appended block (`{text}`) from an earlier shell-script fix. \
+             patch-uwsgi will not patch on top of it: remove that block or restore the upstream file, then run again")]
+    LegacyBlock {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number of the block's first line.
+        line: usize,
+        /// The first line of the block.
+        text: String,
+    },
+
+    /// The plan file of the tree is unreadable.
+    #[error("{path} is not a valid patch-uwsgi plan ({problem}): delete it and run `patch_uwsgi apply` again")]
+    BadPlan {
+        /// The plan file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+
+    /// The target interpreter could not be found.
+    #[error("no Python interpreter found: looked for `python` and `python3` on PATH; pass --python PATH")]
+    NoInterpreter,
+
+    /// The target interpreter could not be run or did not answer as CPython does.
+    #[error("{python}: {problem}")]
+    Interpreter {
+        /// The interpreter.
+        python: PathBuf,
+        /// What went wrong.
+        problem: String,
+    },
+
+    /// No usable static libpython was found.
+    #[error("no usable static libpython for {python} (wanted {wanted}); tried:{}\nPass --libpython PATH, set PATCH_UWSGI_LIBPYTHON, or use --mode nolib for shared plugins and pyuwsgi", tried_text(.tried))]
+    NoLibpython {
+        /// The interpreter.
+        python: PathBuf,
+        /// The archive name looked for.
+        wanted: String,
+        /// Every candidate looked at and why it was rejected.
+        tried: Vec<crate::Candidate>,
+    },
+
+    /// An archive given explicitly is not usable.
+    #[error("{path} cannot be used as libpython: {problem}")]
+    BadLibpython {
+        /// The archive.
+        path: PathBuf,
+        /// Why not.
+        problem: String,
+    },
+}
+
+fn hint_text(hint: &Option<PathBuf>) -> String {
+    match hint {
+        Some(p) => format!("; a uWSGI tree sits one level below, at {}: pass that folder", p.display()),
+        None => String::new(),
+    }
+}
+
+fn tried_text(tried: &[crate::Candidate]) -> String {
+    let mut out = String::new();
+    if tried.is_empty() {
+        out.push_str(" nothing");
+    }
+    for c in tried {
+        let _ = write!(out, "\n  {} ({}): {}", c.path.display(), c.source, c.rejected.as_deref().unwrap_or("accepted"));
+    }
+    out
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Error {
+        Error::Io { action, path: path.to_path_buf(), source }
+    }
+
+    /// Prefix the file path of text-level errors with the tree folder, so messages name the
+    /// real file instead of the path relative to the tree.
+    pub(crate) fn in_dir(self, dir: &Path) -> Error {
+        match self {
+            Error::Anchor { path, recipe, expected, found } => Error::Anchor { path: dir.join(path), recipe, expected, found },
+            Error::DamagedBlock { path, line, problem } => Error::DamagedBlock { path: dir.join(path), line, problem },
+            Error::LegacyBlock { path, line, text } => Error::LegacyBlock { path: dir.join(path), line, text },
+            Error::NotUtf8 { path, offset } => Error::NotUtf8 { path: dir.join(path), offset },
+            Error::NoVersion { path } => Error::NoVersion { path: dir.join(path) },
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! All-or-nothing writes of several files: every new content goes to a temporary file in the
+//! target's own folder first; only when all are written are they renamed into place, and if a
+//! rename fails the files already replaced get their old bytes back.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Prefix of the temporary files (so a leftover is recognisable).
+pub(crate) const TEMP_PREFIX: &str = ".patch-uwsgi-";
+
+/// One file change of a transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    /// The file (a symlink is written through: its target gets the new bytes, the link stays).
+    pub path: PathBuf,
+    /// Its current bytes, `None` if it does not exist.
+    pub before: Option<Vec<u8>>,
+    /// Its new bytes, `None` to remove it.
+    pub after: Option<Vec<u8>>,
+}
+
+/// The real file behind `path`: symlinks are written through so the link itself survives.
+fn write_target(path: &Path) -> Result<PathBuf> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path).map_err(|e| Error::io("resolve the symlink", path, e)),
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+struct Staged {
+    target: PathBuf,
+    temp: Option<tempfile::NamedTempFile>,
+    before: Option<Vec<u8>>,
+}
+
+fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let permissions = match fs::metadata(path) {
+        Ok(meta) => {
+            if meta.permissions().readonly() {
+                return Err(Error::io(
+                    "rewrite",
+                    path,
+                    std::io::Error::new(std::io::ErrorKind::PermissionDenied, "the file is read-only; make it writable (chmod u+w) and run again"),
+                ));
+            }
+            Some(meta.permissions())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io("inspect", path, e)),
+    };
+    let mut temp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir).map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    temp.write_all(bytes).map_err(|e| Error::io("write", temp.path(), e))?;
+    if let Some(permissions) = permissions {
+        fs::set_permissions(temp.path(), permissions).map_err(|e| Error::io("set permissions of", temp.path(), e))?;
+    } else {
+        // New files get the usual 0644 rather than tempfile's private 0600.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644)).map_err(|e| Error::io("set permissions of", temp.path(), e))?;
+        }
+    }
+    temp.as_file().sync_all().map_err(|e| Error::io("flush", temp.path(), e))?;
+    Ok(temp)
+}
+
+/// Put `bytes` at `path` atomically (temporary file, then rename), keeping permissions.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let target = write_target(path)?;
+    let temp = stage(&target, bytes)?;
+    temp.persist(&target).map_err(|e| Error::io("replace", &target, e.error))?;
+    Ok(())
+}
+
+/// Apply every change or none. On error, files already replaced are restored.
+pub(crate) fn commit(changes: &[Change]) -> Result<()> {
+    let mut staged = Vec::with_capacity(changes.len());
+    for change in changes {
+        let target = write_target(&change.path)?;
+        let temp = match &change.after {
+            Some(bytes) => Some(stage(&target, bytes)?),
+            None => None,
+        };
+        staged.push(Staged { target, temp, before: change.before.clone() });
+    }
+    for index in 0..staged.len() {
+        let result = match staged[index].temp.take() {
+            Some(temp) => temp.persist(&staged[index].target).map(|_| ()).map_err(|e| Error::io("replace", &staged[index].target, e.error)),
+            None => match fs::remove_file(&staged[index].target) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", &staged[index].target, e)),
+                _ => Ok(()),
+            },
+        };
+        if let Err(error) = result {
+            roll_back(&staged[..index]);
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+fn roll_back(done: &[Staged]) {
+    for file in done.iter().rev() {
+        // Best effort: the original error is the one worth reporting.
+        let _ = match &file.before {
+            Some(bytes) => write_atomic(&file.target, bytes),
+            None => fs::remove_file(&file.target).map_err(|e| Error::io("remove", &file.target, e)),
+        };
+    }
+}
+
+/// Read a file that may be missing.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(TEMP_PREFIX)).collect()
+    }
+
+    #[test]
+    fn commit_writes_all_and_keeps_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.py");
+        fs::write(&a, "old").unwrap();
+        fs::set_permissions(&a, fs::Permissions::from_mode(0o755)).unwrap();
+        let b = dir.path().join("b.json");
+        commit(&[
+            Change { path: a.clone(), before: Some(b"old".to_vec()), after: Some(b"new".to_vec()) },
+            Change { path: b.clone(), before: None, after: Some(b"{}".to_vec()) },
+        ])
+        .unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"new");
+        assert_eq!(fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(fs::metadata(&b).unwrap().permissions().mode() & 0o777, 0o644);
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn read_only_second_file_changes_nothing() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.py");
+        let b = dir.path().join("b.py");
+        fs::write(&a, "a0").unwrap();
+        fs::write(&b, "b0").unwrap();
+        fs::set_permissions(&b, fs::Permissions::from_mode(0o444)).unwrap();
+        let err = commit(&[
+            Change { path: a.clone(), before: Some(b"a0".to_vec()), after: Some(b"a1".to_vec()) },
+            Change { path: b.clone(), before: Some(b"b0".to_vec()), after: Some(b"b1".to_vec()) },
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("b.py"), "{err}");
+        assert_eq!(fs::read(&a).unwrap(), b"a0");
+        assert_eq!(fs::read(&b).unwrap(), b"b0");
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn failed_rename_restores_earlier_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.py");
+        fs::write(&a, "a0").unwrap();
+        // The second target is a non-empty folder: staging works, the rename over it fails.
+        let blocker = dir.path().join("blocker");
+        fs::create_dir(&blocker).unwrap();
+        fs::write(blocker.join("x"), "x").unwrap();
+        let err = commit(&[
+            Change { path: a.clone(), before: Some(b"a0".to_vec()), after: Some(b"a1".to_vec()) },
+            Change { path: blocker.clone(), before: None, after: Some(b"new".to_vec()) },
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("blocker"), "{err}");
+        assert_eq!(fs::read(&a).unwrap(), b"a0");
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn symlink_is_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.py");
+        let link = dir.path().join("link.py");
+        fs::write(&real, "old").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+    }
+}

@@ -1,0 +1,37 @@
+//! patch-uwsgi rewrites uWSGI's `uwsgiconfig.py` and `plugins/python/uwsgiplugin.py` so the
+//! python plugin links a static libpython correctly: the archive after every object file, the
+//! libraries it needs after it, no `-lpython`, no `-L`/`-rpath`/`LD_RUN_PATH` into the build
+//! machine's Python. It is made for cibuildwheel's manylinux/musllinux containers, whose
+//! Pythons are static-only.
+//!
+//! The recipes are pure text functions ([`patch_text`], [`revert_text`]) usable from a
+//! `build.rs`; [`apply`], [`check`], [`diff`] and [`revert`] work on a tree on disk, all or
+//! nothing. The library prints nothing and never exits the process.
+//!
+//! ```no_run
+//! use patch_uwsgi::{apply, Options};
+//! let report = apply("uwsgi".as_ref(), &Options::default())?;
+//! println!("uWSGI {}: {:?}", report.uwsgi_version, report.mode);
+//! # Ok::<(), patch_uwsgi::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+mod fsio;
+mod locate;
+mod plan;
+mod python;
+mod recipe;
+mod text;
+mod tree;
+
+pub use error::{Error, Result};
+pub use locate::{archive_name, locate_libpython, reject_reason, Candidate, Located, SearchOptions, Source, LIBPYTHON_ENV};
+pub use plan::{LinkPlan, Mode, ModeChoice, PlanFile, PlanOptions, PythonId, PLAN_FILE};
+pub use python::{find_interpreter, ConfigVars, Interpreter, PROBE_SCRIPT, PROBE_TIMEOUT};
+pub use recipe::{is_patched, patch_text, recipes_for, revert_text, FileKind, Outcome, PatchedText, PluginVariant, Recipe, RECIPES};
+pub use tree::{apply, apply_plan, check, diff, revert, FileReport, Options, RecipeReport, Report, UwsgiTree};
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

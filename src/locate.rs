@@ -1,0 +1,164 @@
+//! Finding the static libpython archive that matches an interpreter.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::python::Interpreter;
+
+/// Environment variable naming the archive to use, like `--libpython`.
+pub const LIBPYTHON_ENV: &str = "PATCH_UWSGI_LIBPYTHON";
+
+/// Where a candidate archive came from, in search order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// `--libpython PATH`.
+    Explicit,
+    /// The `PATCH_UWSGI_LIBPYTHON` variable.
+    Env,
+    /// sysconfig `LIBPL` / `LIBRARY`.
+    Libpl,
+    /// sysconfig `LIBDIR` / `LIBRARY`.
+    Libdir,
+    /// `<base_prefix>/lib/python<ver>/config*/` folders.
+    PrefixGlob,
+    /// The manylinux tarball of static libraries.
+    ManylinuxTarball,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::Explicit => "explicit",
+            Source::Env => "env",
+            Source::Libpl => "libpl",
+            Source::Libdir => "libdir",
+            Source::PrefixGlob => "prefix-glob",
+            Source::ManylinuxTarball => "manylinux-tarball",
+        })
+    }
+}
+
+/// One path looked at while searching, and why it was rejected (`None`: accepted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    /// The path.
+    pub path: PathBuf,
+    /// Where it came from.
+    pub source: Source,
+    /// Why it cannot be used, or `None` if it is the one chosen.
+    pub rejected: Option<String>,
+}
+
+/// The archive chosen, and every candidate looked at on the way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Located {
+    /// Absolute path of the archive.
+    pub path: PathBuf,
+    /// Where it was found.
+    pub source: Source,
+    /// Every candidate, in order, the chosen one last.
+    pub tried: Vec<Candidate>,
+}
+
+/// The archive file name an interpreter's libpython has: sysconfig `LIBRARY`, else
+/// `libpython<VERSION><abiflags>.a`.
+pub fn archive_name(interp: &Interpreter) -> String {
+    let built = format!("libpython{}.a", interp.ld_version());
+    match interp.config.LIBRARY.as_deref() {
+        Some(name) if name.ends_with(".a") && name.starts_with("libpython") => name.to_string(),
+        _ => built,
+    }
+}
+
+/// Why `path` is not a usable static libpython named `wanted`, or `None` if it is.
+pub fn reject_reason(path: &Path, wanted: &str) -> Option<String> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name != wanted {
+        return Some(format!("named {name:?}, wanted {wanted}"));
+    }
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(if fs::symlink_metadata(path).is_ok() { "dangling symlink".into() } else { "does not exist".into() });
+        }
+        Err(e) => return Some(format!("cannot stat: {e}")),
+    };
+    if !meta.is_file() {
+        return Some("not a regular file".into());
+    }
+    let mut magic = [0u8; 8];
+    match fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)) {
+        Ok(()) if &magic == b"!<arch>\n" => None,
+        Ok(()) => Some("not an ar archive (no !<arch> magic)".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Some("too short to be an ar archive".into()),
+        Err(e) => Some(format!("cannot read: {e}")),
+    }
+}
+
+/// Search options.
+#[derive(Debug, Clone, Default)]
+pub struct SearchOptions {
+    /// An archive given on the command line; tried first.
+    pub explicit: Option<PathBuf>,
+    /// Value of `PATCH_UWSGI_LIBPYTHON`; tried second.
+    pub env: Option<PathBuf>,
+}
+
+/// Find the static archive for `interp`. Errors list every candidate with its rejection.
+pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result<Located> {
+    let wanted = archive_name(interp);
+    let mut tried: Vec<Candidate> = Vec::new();
+    // An explicit choice is the user's decision: a bad one is an error, not a reason to look on.
+    for (given, source) in [(&options.explicit, Source::Explicit), (&options.env, Source::Env)] {
+        if let Some(path) = given {
+            let path = absolute(path);
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+            // The user may name the archive anything; the magic and file type still count.
+            if let Some(problem) = reject_reason(&path, &name) {
+                return Err(Error::BadLibpython { path, problem: format!("{problem} (given by {source})") });
+            }
+            if name != wanted {
+                return Err(Error::BadLibpython { path, problem: format!("named {name}, but {} needs {wanted}", interp.path.display()) });
+            }
+            tried.push(Candidate { path: path.clone(), source, rejected: None });
+            return Ok(Located { path, source, tried });
+        }
+    }
+    let mut candidates: Vec<(PathBuf, Source)> = Vec::new();
+    if let Some(libpl) = &interp.config.LIBPL {
+        candidates.push((Path::new(libpl).join(&wanted), Source::Libpl));
+    }
+    if let Some(libdir) = &interp.config.LIBDIR {
+        candidates.push((Path::new(libdir).join(&wanted), Source::Libdir));
+    }
+    let lib = Path::new(&interp.base_prefix).join("lib");
+    for folder in [format!("python{}", interp.ld_version()), format!("python{}", interp.config.VERSION.clone().unwrap_or_default())] {
+        if let Ok(entries) = fs::read_dir(lib.join(&folder)) {
+            let mut configs: Vec<PathBuf> =
+                entries.flatten().map(|e| e.path()).filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("config"))).collect();
+            configs.sort();
+            candidates.extend(configs.into_iter().map(|c| (c.join(&wanted), Source::PrefixGlob)));
+        }
+    }
+    for (path, source) in candidates {
+        if tried.iter().any(|c| c.path == path) {
+            continue;
+        }
+        let rejected = reject_reason(&path, &wanted);
+        let ok = rejected.is_none();
+        tried.push(Candidate { path: path.clone(), source, rejected });
+        if ok {
+            return Ok(Located { path, source, tried });
+        }
+    }
+    Err(Error::NoLibpython { python: interp.path.clone(), wanted, tried })
+}
+
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

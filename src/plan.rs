@@ -1,0 +1,234 @@
+//! The link plan: how the python plugin must be linked for one interpreter, and the plan file
+//! the patched `uwsgiplugin.py` reads at build time.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::locate::{locate_libpython, Located, SearchOptions, Source};
+use crate::python::Interpreter;
+
+/// Path of the plan file inside a uWSGI tree.
+pub const PLAN_FILE: &str = "plugins/python/patch_uwsgi_plan.json";
+
+/// How libpython gets into the build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Embed the static archive in the uwsgi executable.
+    Static,
+    /// Link no libpython (shared plugins, pyuwsgi).
+    Nolib,
+    /// The interpreter has a usable libpython.so: leave uWSGI's own flags alone.
+    Shared,
+}
+
+impl Mode {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Static => "static",
+            Mode::Nolib => "nolib",
+            Mode::Shared => "shared",
+        }
+    }
+}
+
+/// The mode asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModeChoice {
+    /// `shared` when the interpreter has a usable libpython.so, else `static`.
+    #[default]
+    Auto,
+    /// Always `static`.
+    Static,
+    /// Always `nolib`.
+    Nolib,
+}
+
+/// The identity a plan is made for; the patched plugin compares it with the running Python.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PythonId {
+    /// `X.Y.Z`.
+    pub version: String,
+    /// `sys.abiflags`.
+    pub abiflags: String,
+    /// Real path of the base prefix.
+    pub prefix: String,
+}
+
+/// How to link the python plugin for one interpreter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkPlan {
+    /// The interpreter it is for.
+    pub python: PythonId,
+    /// The mode.
+    pub mode: Mode,
+    /// Absolute path of the static archive (`static` mode only).
+    pub libpython: Option<PathBuf>,
+    /// Where the archive was found.
+    pub source: Option<Source>,
+    /// The plugin's `LIBS` for the executable link, in order (after every object file).
+    pub libs: Vec<String>,
+    /// The plugin's `LIBS` for a shared plugin (no libpython).
+    pub nolib_libs: Vec<String>,
+    /// Flags added to the plugin's `LDFLAGS` for the executable link.
+    pub ldflags: Vec<String>,
+    /// The interpreter's library folders: `-L`, `-Wl,-rpath,` and `LD_RUN_PATH` into them go.
+    pub python_lib_dirs: Vec<String>,
+    /// Whether the executable must be linked `-no-pie` (non-PIC archive).
+    pub no_pie: bool,
+}
+
+/// Options for making a plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// The mode asked for.
+    pub mode: ModeChoice,
+    /// Where to look for the archive.
+    pub search: SearchOptions,
+    /// Force `-no-pie` on (`Some(true)`) or off; `None` decides from the archive.
+    pub no_pie: Option<bool>,
+}
+
+/// The libraries the static archive needs on glibc older than 2.34, where libpthread, libdl,
+/// libutil and librt were separate libraries.
+const OLD_GLIBC_LIBS: [&str; 5] = ["-lpthread", "-ldl", "-lutil", "-lm", "-lrt"];
+
+fn split_flags(value: &Option<String>) -> Vec<String> {
+    value.as_deref().unwrap_or("").split_whitespace().map(str::to_string).collect()
+}
+
+fn glibc_before_2_34(glibc: &str) -> bool {
+    let mut parts = glibc.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    match (parts.next(), parts.next()) {
+        (Some(2), Some(minor)) => minor < 34,
+        _ => false,
+    }
+}
+
+impl LinkPlan {
+    /// Make the plan for `interp`, locating the archive when the mode needs one.
+    pub fn new(interp: &Interpreter, options: &PlanOptions) -> Result<LinkPlan> {
+        let mode = match options.mode {
+            ModeChoice::Nolib => Mode::Nolib,
+            ModeChoice::Static => Mode::Static,
+            ModeChoice::Auto if has_usable_shared_lib(interp) && options.search.explicit.is_none() => Mode::Shared,
+            ModeChoice::Auto => Mode::Static,
+        };
+        let located = match mode {
+            Mode::Static => Some(locate_libpython(interp, &options.search)?),
+            _ => None,
+        };
+        Ok(Self::with_archive(interp, mode, located.as_ref(), options.no_pie.unwrap_or(false)))
+    }
+
+    /// Make the plan from an archive already located (pure: no file system access).
+    pub fn with_archive(interp: &Interpreter, mode: Mode, located: Option<&Located>, no_pie: bool) -> LinkPlan {
+        let mut python_lib_dirs: Vec<String> = Vec::new();
+        for dir in [&interp.config.LIBDIR, &interp.config.LIBPL].into_iter().flatten() {
+            for form in [dir.clone(), std::fs::canonicalize(dir).map(|p| p.display().to_string()).unwrap_or_default()] {
+                if !form.is_empty() && !python_lib_dirs.contains(&form) {
+                    python_lib_dirs.push(form);
+                }
+            }
+        }
+        let keep = |flag: &String| {
+            !flag.starts_with("-lpython") && !(flag.starts_with("-L") && python_lib_dirs.iter().any(|d| flag[2..] == **d))
+        };
+        let mut system: Vec<String> = Vec::new();
+        let push = |flags: Vec<String>, out: &mut Vec<String>| {
+            for flag in flags {
+                if keep(&flag) && !out.contains(&flag) {
+                    out.push(flag);
+                }
+            }
+        };
+        let mut nolib_libs = Vec::new();
+        push(split_flags(&interp.config.LIBS), &mut nolib_libs);
+        push(split_flags(&interp.config.SYSLIBS), &mut nolib_libs);
+        push(split_flags(&interp.config.LIBS), &mut system);
+        push(split_flags(&interp.config.MODLIBS), &mut system);
+        push(split_flags(&interp.config.SYSLIBS), &mut system);
+        if glibc_before_2_34(&interp.glibc) {
+            push(OLD_GLIBC_LIBS.iter().map(|s| s.to_string()).collect(), &mut system);
+        }
+        let (libs, ldflags) = match (mode, located) {
+            (Mode::Static, Some(found)) => {
+                // One token, so uwsgiconfig.py's uniq_warnings cannot drop a repeated
+                // --whole-archive; whole-archive keeps the members uWSGI never references but
+                // extension modules need (Py_GetArgcArgv, ...).
+                let mut libs = vec![format!("-Wl,--whole-archive,{},--no-whole-archive", found.path.display())];
+                libs.extend(system);
+                (libs, if no_pie { vec!["-no-pie".to_string()] } else { Vec::new() })
+            }
+            (Mode::Nolib, _) => (nolib_libs.clone(), Vec::new()),
+            _ => (Vec::new(), Vec::new()),
+        };
+        LinkPlan {
+            python: PythonId { version: interp.version.clone(), abiflags: interp.abiflags.clone(), prefix: interp.base_prefix.clone() },
+            mode,
+            libpython: located.filter(|_| mode == Mode::Static).map(|l| l.path.clone()),
+            source: located.filter(|_| mode == Mode::Static).map(|l| l.source),
+            libs,
+            nolib_libs,
+            ldflags,
+            python_lib_dirs,
+            no_pie: no_pie && mode == Mode::Static,
+        }
+    }
+}
+
+/// Whether `LIBDIR/LDLIBRARY` is a shared library that exists (symlinks followed).
+fn has_usable_shared_lib(interp: &Interpreter) -> bool {
+    if !interp.shared() {
+        return false;
+    }
+    match (&interp.config.LIBDIR, &interp.config.LDLIBRARY) {
+        (Some(dir), Some(name)) if name.contains(".so") || name.ends_with(".dylib") => Path::new(dir).join(name).is_file(),
+        _ => false,
+    }
+}
+
+/// The plan file: one plan per interpreter, so one patched tree serves every Python.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanFile {
+    /// Format number of this file.
+    pub format: u32,
+    /// What wrote it.
+    pub generator: String,
+    /// The plans, sorted by interpreter.
+    pub plans: Vec<LinkPlan>,
+}
+
+impl PlanFile {
+    /// Parse a plan file; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<PlanFile> {
+        let file: PlanFile = serde_json::from_str(text).map_err(|e| Error::BadPlan { path: path.to_path_buf(), problem: e.to_string() })?;
+        if file.format != 1 {
+            return Err(Error::BadPlan { path: path.to_path_buf(), problem: format!("format {} is not 1", file.format) });
+        }
+        Ok(file)
+    }
+
+    /// A file holding `existing`'s plans for other interpreters plus `plan`.
+    pub fn with_plan(existing: Option<&PlanFile>, plan: LinkPlan) -> PlanFile {
+        let mut plans: Vec<LinkPlan> = existing.map(|f| f.plans.iter().filter(|p| p.python != plan.python).cloned().collect()).unwrap_or_default();
+        plans.push(plan);
+        plans.sort_by(|a, b| a.python.cmp(&b.python));
+        PlanFile { format: 1, generator: format!("patch-uwsgi {}", env!("CARGO_PKG_VERSION")), plans }
+    }
+
+    /// The plan for one interpreter.
+    pub fn plan_for(&self, python: &PythonId) -> Option<&LinkPlan> {
+        self.plans.iter().find(|p| &p.python == python)
+    }
+
+    /// The file's text.
+    pub fn to_text(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("plan serializes");
+        text.push('\n');
+        text
+    }
+}

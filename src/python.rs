@@ -1,0 +1,183 @@
+//! Asking the target interpreter, once, for everything a link plan needs.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The probe run inside the target interpreter. Valid Python 2.7 and 3.6 – 3.14: no f-strings,
+/// no walrus, only modules every CPython has.
+pub const PROBE_SCRIPT: &str = include_str!("blocks/probe.py");
+
+/// How long the interpreter may take to answer before it is killed.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the interpreter said about itself. Also the format of saved sysconfig dumps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interpreter {
+    /// The interpreter path it was asked through (not part of the dump's identity).
+    #[serde(default)]
+    pub path: PathBuf,
+    /// `platform.python_implementation()`: `CPython`, `PyPy`, `GraalVM`, ...
+    pub implementation: String,
+    /// `X.Y.Z` from `sys.version_info`.
+    pub version: String,
+    /// `sys.abiflags` (`""` on 2.7, `m` on 3.6/3.7, `t` free-threaded).
+    pub abiflags: String,
+    /// `sys.executable`.
+    pub executable: String,
+    /// `realpath(sys.prefix)`.
+    pub prefix: String,
+    /// `realpath` of the base prefix (the prefix outside any venv).
+    pub base_prefix: String,
+    /// The glibc version (`2.36`), or empty on other C libraries.
+    #[serde(default)]
+    pub glibc: String,
+    /// `sys.builtin_module_names`.
+    pub builtin_modules: Vec<String>,
+    /// The sysconfig variables the plan reads (`None` when unset).
+    pub config: ConfigVars,
+}
+
+/// The sysconfig variables patch-uwsgi reads, as strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(non_snake_case, missing_docs)]
+pub struct ConfigVars {
+    pub VERSION: Option<String>,
+    pub Py_ENABLE_SHARED: Option<String>,
+    pub Py_GIL_DISABLED: Option<String>,
+    pub LIBRARY: Option<String>,
+    pub LDLIBRARY: Option<String>,
+    pub LIBDIR: Option<String>,
+    pub LIBPL: Option<String>,
+    pub LIBS: Option<String>,
+    pub MODLIBS: Option<String>,
+    pub SYSLIBS: Option<String>,
+    pub LINKFORSHARED: Option<String>,
+    pub MULTIARCH: Option<String>,
+}
+
+impl Interpreter {
+    /// Run the probe in `python` (bounded by [`PROBE_TIMEOUT`]).
+    pub fn probe(python: &Path) -> Result<Interpreter> {
+        Self::probe_with_timeout(python, PROBE_TIMEOUT)
+    }
+
+    /// Run the probe with a chosen time limit.
+    pub fn probe_with_timeout(python: &Path, timeout: Duration) -> Result<Interpreter> {
+        let fail = |problem: String| Error::Interpreter { python: python.to_path_buf(), problem };
+        let mut child = Command::new(python)
+            .arg("-S")
+            .arg("-c")
+            .arg(PROBE_SCRIPT)
+            .env_remove("PYTHONHOME")
+            .env_remove("PYTHONPATH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| fail(format!("cannot run it ({e}); pass --python with the interpreter that builds uWSGI")))?;
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let out_reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stdout.read_to_end(&mut buf);
+            buf
+        });
+        let err_reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stderr.read_to_end(&mut buf);
+            buf
+        });
+        let started = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if started.elapsed() < timeout => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(fail(format!("did not answer within {} s; it was stopped", timeout.as_secs_f32())));
+                }
+                Err(e) => return Err(fail(format!("cannot wait for it ({e})"))),
+            }
+        };
+        let out = out_reader.join().unwrap_or_default();
+        let err = err_reader.join().unwrap_or_default();
+        if !status.success() {
+            let said = String::from_utf8_lossy(&err);
+            let said = said.trim();
+            return Err(fail(format!(
+                "the probe failed ({status}){}; is this a Python interpreter?",
+                if said.is_empty() { String::new() } else { format!(": {}", last_lines(said, 3)) }
+            )));
+        }
+        let mut found: Interpreter = serde_json::from_slice(&out).map_err(|e| {
+            fail(format!("answered something that is not the probe's JSON ({e}): {}", last_lines(&String::from_utf8_lossy(&out), 2)))
+        })?;
+        found.path = python.to_path_buf();
+        found.ensure_cpython()?;
+        Ok(found)
+    }
+
+    /// Load a saved probe answer (`patch_uwsgi locate --json` writes it under `probe`).
+    pub fn from_json(text: &str, origin: &Path) -> Result<Interpreter> {
+        let found: Interpreter = serde_json::from_str(text)
+            .map_err(|e| Error::Interpreter { python: origin.to_path_buf(), problem: format!("not a saved probe ({e})") })?;
+        found.ensure_cpython()?;
+        Ok(found)
+    }
+
+    fn ensure_cpython(&self) -> Result<()> {
+        if self.implementation != "CPython" {
+            return Err(Error::Interpreter {
+                python: self.path.clone(),
+                problem: format!(
+                    "is {} {}, not CPython: it has no libpython to embed in uWSGI; use a CPython interpreter \
+                     (cibuildwheel: skip pp* builds)",
+                    self.implementation, self.version
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// `VERSION` + abiflags, as in `libpython3.13t.a` and `-lpython3.7m`.
+    pub fn ld_version(&self) -> String {
+        let short = self.config.VERSION.clone().unwrap_or_else(|| self.version.split('.').take(2).collect::<Vec<_>>().join("."));
+        format!("{short}{}", self.abiflags)
+    }
+
+    /// Whether the interpreter was built with `--enable-shared`.
+    pub fn shared(&self) -> bool {
+        self.config.Py_ENABLE_SHARED.as_deref().is_some_and(|v| v != "0" && !v.is_empty())
+    }
+
+    /// Whether it is a free-threaded build.
+    pub fn free_threaded(&self) -> bool {
+        self.config.Py_GIL_DISABLED.as_deref() == Some("1") || self.abiflags.contains('t')
+    }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.trim().lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" / ")
+}
+
+/// The interpreter to target: `explicit` if given, else `python`, then `python3` on `PATH`
+/// (cibuildwheel puts the Python being built first on `PATH` as `python`).
+pub fn find_interpreter(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    for name in ["python", "python3"] {
+        if let Ok(found) = which::which(name) {
+            return Ok(found);
+        }
+    }
+    Err(Error::NoInterpreter)
+}

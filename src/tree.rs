@@ -1,0 +1,283 @@
+//! Operations on a uWSGI source tree: apply, check, diff, revert.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::fsio::{commit, read_optional, Change};
+use crate::plan::{LinkPlan, Mode, PlanFile, PlanOptions, PLAN_FILE};
+use crate::python::{find_interpreter, Interpreter};
+use crate::recipe::{patch_text, revert_text, FileKind, Outcome, PluginVariant};
+use crate::text::Doc;
+
+static VERSION_LINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?m)^uwsgi_version = '([^'\n]+)'").unwrap());
+
+/// An opened uWSGI source tree.
+#[derive(Debug, Clone)]
+pub struct UwsgiTree {
+    root: PathBuf,
+    version: String,
+}
+
+impl UwsgiTree {
+    /// Open the tree at `dir`: it must hold `uwsgiconfig.py` (with its version line) and
+    /// `plugins/python/uwsgiplugin.py`.
+    pub fn open(dir: &Path) -> Result<UwsgiTree> {
+        match fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(Error::NotADirectory { path: dir.to_path_buf() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotADirectory { path: dir.to_path_buf() }),
+            Err(e) => return Err(Error::io("open", dir, e)),
+        }
+        let config = dir.join(FileKind::UwsgiConfig.rel_path());
+        let Some(bytes) = read_optional(&config)? else {
+            return Err(Error::NotATree { dir: dir.to_path_buf(), hint: tree_below(dir) });
+        };
+        let doc = Doc::decode(&bytes, &config)?;
+        let version = VERSION_LINE.captures(&doc.body).map(|c| c[1].to_string()).ok_or_else(|| Error::NoVersion { path: config.clone() })?;
+        let plugin = dir.join(FileKind::PythonPlugin.rel_path());
+        if !plugin.is_file() {
+            return Err(Error::MissingFile { path: plugin, what: "the python plugin's build script, which computes its link flags" });
+        }
+        Ok(UwsgiTree { root: dir.to_path_buf(), version })
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The uWSGI version from `uwsgiconfig.py`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+}
+
+fn tree_below(dir: &Path) -> Option<PathBuf> {
+    let entries = fs::read_dir(dir).ok()?;
+    let found: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.join("uwsgiconfig.py").is_file()).collect();
+    match found.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// Options for [`apply`], [`check`] and [`diff`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The target interpreter (default: `python`, then `python3` on `PATH`).
+    pub python: Option<PathBuf>,
+    /// An already probed interpreter (e.g. loaded from a saved dump); skips the probe.
+    pub interpreter: Option<Interpreter>,
+    /// How to make the plan.
+    pub plan: PlanOptions,
+}
+
+/// What happened to one recipe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecipeReport {
+    /// The recipe id.
+    pub id: &'static str,
+    /// Its outcome.
+    pub outcome: Outcome,
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileReport {
+    /// Path relative to the tree.
+    pub path: String,
+    /// Its outcome.
+    pub outcome: Outcome,
+    /// Its recipes' outcomes (empty for the plan file).
+    pub recipes: Vec<RecipeReport>,
+}
+
+/// The result of one operation on a tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// The tree's folder.
+    pub tree: PathBuf,
+    /// The uWSGI version.
+    pub uwsgi_version: String,
+    /// The interpreter planned for (`None` for revert).
+    pub python: Option<PathBuf>,
+    /// The plan's mode (`None` for revert).
+    pub mode: Option<Mode>,
+    /// The static archive of the plan.
+    pub libpython: Option<PathBuf>,
+    /// The plan itself (`None` for revert).
+    pub plan: Option<LinkPlan>,
+    /// The variant of `uwsgiplugin.py`.
+    pub plugin_variant: PluginVariant,
+    /// Every file looked at.
+    pub files: Vec<FileReport>,
+}
+
+impl Report {
+    /// Whether `check` found something to do.
+    pub fn needs_work(&self) -> bool {
+        self.files.iter().any(|f| f.outcome == Outcome::NeedsPatch)
+    }
+
+    /// Whether an operation changed (or would change) any file.
+    pub fn changed(&self) -> bool {
+        self.files.iter().any(|f| matches!(f.outcome, Outcome::Applied | Outcome::Reverted | Outcome::NeedsPatch))
+    }
+}
+
+struct Prepared {
+    changes: Vec<Change>,
+    report: Report,
+}
+
+fn read_tree_file(tree: &UwsgiTree, file: FileKind) -> Result<(PathBuf, Vec<u8>, String)> {
+    let path = tree.root.join(file.rel_path());
+    let bytes = fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+    let doc = std::str::from_utf8(&bytes).map_err(|e| Error::NotUtf8 { path: path.clone(), offset: e.valid_up_to() })?.to_string();
+    Ok((path, bytes, doc))
+}
+
+/// Work out every file's new bytes for `plan` (apply) or for upstream (revert, `plan = None`).
+fn prepare(tree: &UwsgiTree, plan: Option<&LinkPlan>, changed_outcome: Outcome) -> Result<Prepared> {
+    let mut changes = Vec::new();
+    let mut files = Vec::new();
+    let mut plugin_variant = PluginVariant::Unknown;
+    for file in FileKind::ALL {
+        let (path, before, text) = read_tree_file(tree, file)?;
+        let rel = Path::new(file.rel_path());
+        let (after, recipes) = match plan {
+            Some(_) => {
+                let patched = patch_text(file, &text, rel).map_err(|e| e.in_dir(&tree.root))?;
+                if file == FileKind::PythonPlugin {
+                    plugin_variant = patched.variant;
+                }
+                (patched.text, patched.recipes)
+            }
+            None => {
+                let upstream = revert_text(&text, rel).map_err(|e| e.in_dir(&tree.root))?;
+                if file == FileKind::PythonPlugin {
+                    plugin_variant = PluginVariant::detect(&Doc::from_str(&upstream).body);
+                }
+                (upstream, Vec::new())
+            }
+        };
+        let changed = after.as_bytes() != before.as_slice();
+        let recipes = recipes
+            .into_iter()
+            .map(|(id, outcome)| RecipeReport {
+                id,
+                outcome: match outcome {
+                    Outcome::Applied if changed => changed_outcome,
+                    Outcome::Applied => Outcome::Unchanged,
+                    other => other,
+                },
+            })
+            .collect();
+        files.push(FileReport { path: file.rel_path().to_string(), outcome: if changed { changed_outcome } else { Outcome::Unchanged }, recipes });
+        if changed {
+            changes.push(Change { path, before: Some(before), after: Some(after.into_bytes()) });
+        }
+    }
+    let plan_path = tree.root.join(PLAN_FILE);
+    let plan_before = read_optional(&plan_path)?;
+    let plan_after = match plan {
+        Some(plan) => {
+            let existing = match &plan_before {
+                Some(bytes) => {
+                    let text = std::str::from_utf8(bytes).map_err(|e| Error::BadPlan { path: plan_path.clone(), problem: e.to_string() })?;
+                    Some(PlanFile::parse(text, &plan_path)?)
+                }
+                None => None,
+            };
+            // Keep the file byte-identical when the plan for this Python is already there.
+            match existing {
+                Some(existing) if existing.plan_for(&plan.python) == Some(plan) => plan_before.clone(),
+                existing => Some(PlanFile::with_plan(existing.as_ref(), plan.clone()).to_text().into_bytes()),
+            }
+        }
+        None => None,
+    };
+    let plan_changed = plan_after != plan_before;
+    files.push(FileReport { path: PLAN_FILE.to_string(), outcome: if plan_changed { changed_outcome } else { Outcome::Unchanged }, recipes: Vec::new() });
+    if plan_changed {
+        changes.push(Change { path: plan_path, before: plan_before, after: plan_after });
+    }
+    let report = Report {
+        tree: tree.root.clone(),
+        uwsgi_version: tree.version.clone(),
+        python: None,
+        mode: plan.map(|p| p.mode),
+        libpython: plan.and_then(|p| p.libpython.clone()),
+        plan: plan.cloned(),
+        plugin_variant,
+        files,
+    };
+    Ok(Prepared { changes, report })
+}
+
+fn make_plan(options: &Options) -> Result<(PathBuf, LinkPlan)> {
+    let interp = match &options.interpreter {
+        Some(interp) => interp.clone(),
+        None => Interpreter::probe(&find_interpreter(options.python.as_deref())?)?,
+    };
+    let plan = LinkPlan::new(&interp, &options.plan)?;
+    Ok((interp.path.clone(), plan))
+}
+
+fn planned(dir: &Path, options: &Options, changed_outcome: Outcome) -> Result<Prepared> {
+    let tree = UwsgiTree::open(dir)?;
+    let (python, plan) = make_plan(options)?;
+    let mut prepared = prepare(&tree, Some(&plan), changed_outcome)?;
+    prepared.report.python = Some(python);
+    Ok(prepared)
+}
+
+/// Rewrite the tree at `dir` for the target interpreter and write its plan. All files change
+/// or none does.
+pub fn apply(dir: &Path, options: &Options) -> Result<Report> {
+    let prepared = planned(dir, options, Outcome::Applied)?;
+    commit(&prepared.changes)?;
+    Ok(prepared.report)
+}
+
+/// Apply with a plan already made (no interpreter is launched).
+pub fn apply_plan(dir: &Path, plan: &LinkPlan) -> Result<Report> {
+    let tree = UwsgiTree::open(dir)?;
+    let prepared = prepare(&tree, Some(plan), Outcome::Applied)?;
+    commit(&prepared.changes)?;
+    Ok(prepared.report)
+}
+
+/// Change nothing; report `needs-patch` for every file `apply` would change.
+pub fn check(dir: &Path, options: &Options) -> Result<Report> {
+    Ok(planned(dir, options, Outcome::NeedsPatch)?.report)
+}
+
+/// Change nothing; return the report and the unified diff `apply` would make.
+pub fn diff(dir: &Path, options: &Options) -> Result<(Report, String)> {
+    let prepared = planned(dir, options, Outcome::NeedsPatch)?;
+    let mut out = String::new();
+    for change in &prepared.changes {
+        let rel = change.path.strip_prefix(dir).unwrap_or(&change.path).display().to_string();
+        let before = String::from_utf8_lossy(change.before.as_deref().unwrap_or_default()).into_owned();
+        let after = String::from_utf8_lossy(change.after.as_deref().unwrap_or_default()).into_owned();
+        let old_name = if change.before.is_some() { format!("a/{rel}") } else { "/dev/null".to_string() };
+        let new_name = if change.after.is_some() { format!("b/{rel}") } else { "/dev/null".to_string() };
+        let text_diff = similar::TextDiff::from_lines(&before, &after);
+        out.push_str(&text_diff.unified_diff().context_radius(3).header(&old_name, &new_name).to_string());
+    }
+    Ok((prepared.report, out))
+}
+
+/// Give back the upstream bytes of both files and remove the plan file. Needs no interpreter.
+pub fn revert(dir: &Path) -> Result<Report> {
+    let tree = UwsgiTree::open(dir)?;
+    let prepared = prepare(&tree, None, Outcome::Reverted)?;
+    commit(&prepared.changes)?;
+    Ok(prepared.report)
+}
