@@ -30,7 +30,7 @@ pub use locate::{archive_name, locate_libpython, reject_reason, Candidate, Locat
 pub use plan::{LinkPlan, Mode, ModeChoice, PlanFile, PlanOptions, PythonId, PLAN_FILE};
 pub use python::{find_interpreter, ConfigVars, Interpreter, PROBE_SCRIPT, PROBE_TIMEOUT};
 pub use recipe::{is_patched, patch_text, recipes_for, revert_text, FileKind, Outcome, PatchedText, PluginVariant, Recipe, RECIPES};
-pub use tree::{apply, apply_plan, check, diff, revert, FileReport, Options, RecipeReport, Report, UwsgiTree};
+pub use tree::{apply, check, diff, revert, FileReport, Options, RecipeReport, Report, UwsgiTree};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -129,7 +129,8 @@ struct JsonReport<'a> {
 
 fn print_human(out: &mut impl Write, command: Command, report: &Report) -> std::io::Result<()> {
     writeln!(out, "uWSGI {} in {}", report.uwsgi_version, report.tree.display())?;
-    if let (Some(python), Some(mode)) = (&report.python, report.mode) {
+    if let Some(mode) = report.mode {
+        let python = report.python.as_deref().unwrap_or("(given plan)".as_ref());
         let archive = report.libpython.as_ref().map(|p| format!(", libpython {}", p.display())).unwrap_or_default();
         let no_pie = if report.plan.as_ref().is_some_and(|p| p.no_pie) { ", -no-pie" } else { "" };
         writeln!(out, "python {}: mode {}{archive}{no_pie}", python.display(), mode.as_str())?;

@@ -124,7 +124,8 @@ impl LinkPlan {
         Ok(Self::with_archive(interp, mode, located.as_ref(), options.no_pie.unwrap_or(false)))
     }
 
-    /// Make the plan from an archive already located (pure: no file system access).
+    /// Make the plan from an archive already located (no search; only the library folders'
+    /// real paths are read from disk).
     pub fn with_archive(interp: &Interpreter, mode: Mode, located: Option<&Located>, no_pie: bool) -> LinkPlan {
         let mut python_lib_dirs: Vec<String> = Vec::new();
         for dir in [&interp.config.LIBDIR, &interp.config.LIBPL].into_iter().flatten() {
@@ -134,8 +135,14 @@ impl LinkPlan {
                 }
             }
         }
+        // -lpython and any search path or run path into the build machine's Python go: a
+        // shipped binary must not look for libraries in the build container's prefix.
+        let into_python = |dir: &str| python_lib_dirs.iter().any(|d| d == dir);
         let keep = |flag: &String| {
-            !flag.starts_with("-lpython") && !(flag.starts_with("-L") && python_lib_dirs.iter().any(|d| flag[2..] == **d))
+            !flag.starts_with("-lpython")
+                && !flag.strip_prefix("-L").is_some_and(into_python)
+                && !flag.strip_prefix("-Wl,-rpath,").is_some_and(into_python)
+                && !flag.strip_prefix("-Wl,-rpath=").is_some_and(into_python)
         };
         let mut system: Vec<String> = Vec::new();
         let push = |flags: Vec<String>, out: &mut Vec<String>| {

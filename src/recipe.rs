@@ -392,6 +392,10 @@ pub fn patch_text(file: FileKind, text: &str, path: &Path) -> Result<PatchedText
         FileKind::PythonPlugin => PluginVariant::detect(&pristine),
         FileKind::UwsgiConfig => PluginVariant::Unknown,
     };
+    // Check every recipe against the upstream text first, so errors give upstream line numbers.
+    for recipe in recipes_for(file) {
+        apply_recipe(recipe, &pristine, path)?;
+    }
     let mut body = pristine;
     let mut outcomes = Vec::new();
     for recipe in recipes_for(file) {
@@ -503,7 +507,7 @@ mod tests {
             (good.replace("# >>> patch-uwsgi:plugin-link-plan v1 >>>\n", ""), "end marker without a begin"),
             (good.replace("# <<< patch-uwsgi:plugin-link-plan", "# <<< patch-uwsgi:other"), "ends with the end marker of `other`"),
             (format!("{good}# patch-uwsgi: something\n"), "unrecognised patch-uwsgi marker"),
-            (format!("{good}# patch-uwsgi:x was: y"), "is the last line"),
+            (format!("{good}# patch-uwsgi:x was: y\n"), "is the last line"),
         ];
         for (text, want) in cases {
             let err = revert_text(&text, P.as_ref()).unwrap_err().to_string();

@@ -75,6 +75,8 @@ pub struct Options {
     pub interpreter: Option<Interpreter>,
     /// How to make the plan.
     pub plan: PlanOptions,
+    /// A ready plan: no interpreter is launched and no archive searched.
+    pub link_plan: Option<LinkPlan>,
 }
 
 /// What happened to one recipe.
@@ -220,20 +222,23 @@ fn prepare(tree: &UwsgiTree, plan: Option<&LinkPlan>, changed_outcome: Outcome) 
     Ok(Prepared { changes, report })
 }
 
-fn make_plan(options: &Options) -> Result<(PathBuf, LinkPlan)> {
+fn make_plan(options: &Options) -> Result<(Option<PathBuf>, LinkPlan)> {
+    if let Some(plan) = &options.link_plan {
+        return Ok((None, plan.clone()));
+    }
     let interp = match &options.interpreter {
         Some(interp) => interp.clone(),
         None => Interpreter::probe(&find_interpreter(options.python.as_deref())?)?,
     };
     let plan = LinkPlan::new(&interp, &options.plan)?;
-    Ok((interp.path.clone(), plan))
+    Ok((Some(interp.path.clone()), plan))
 }
 
 fn planned(dir: &Path, options: &Options, changed_outcome: Outcome) -> Result<Prepared> {
     let tree = UwsgiTree::open(dir)?;
     let (python, plan) = make_plan(options)?;
     let mut prepared = prepare(&tree, Some(&plan), changed_outcome)?;
-    prepared.report.python = Some(python);
+    prepared.report.python = python;
     Ok(prepared)
 }
 
@@ -241,14 +246,6 @@ fn planned(dir: &Path, options: &Options, changed_outcome: Outcome) -> Result<Pr
 /// or none does.
 pub fn apply(dir: &Path, options: &Options) -> Result<Report> {
     let prepared = planned(dir, options, Outcome::Applied)?;
-    commit(&prepared.changes)?;
-    Ok(prepared.report)
-}
-
-/// Apply with a plan already made (no interpreter is launched).
-pub fn apply_plan(dir: &Path, plan: &LinkPlan) -> Result<Report> {
-    let tree = UwsgiTree::open(dir)?;
-    let prepared = prepare(&tree, Some(plan), Outcome::Applied)?;
     commit(&prepared.changes)?;
     Ok(prepared.report)
 }
