@@ -1,0 +1,135 @@
+//! Every vendored uWSGI release: snapshots of the patched plugin and of the whole diff, and the
+//! apply / check / revert laws on temp copies.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use patch_uwsgi::{FileKind, Interpreter, LinkPlan, Located, Mode, Options, Outcome, PluginVariant, Source};
+use support::{repo, sample_tree, sample_versions, snapshot_dir};
+
+/// A plan made from the saved probe of pyenv's CPython 3.12.1, with the archive where a
+/// manylinux image would have it after extraction.
+fn plan_312() -> LinkPlan {
+    let dump = repo().join("vendor-samples/sysconfig/pyenv-cpython-3.12.1.json");
+    let interp = Interpreter::from_json(&std::fs::read_to_string(&dump).unwrap(), &dump).unwrap();
+    let located = Located { path: PathBuf::from("/opt/_internal/cpython-3.12.1/lib/libpython3.12.a"), source: Source::ManylinuxTarball, tried: vec![] };
+    LinkPlan::with_archive(&interp, Mode::Static, Some(&located), true)
+}
+
+fn options() -> Options {
+    Options { link_plan: Some(plan_312()), ..Options::default() }
+}
+
+#[test]
+fn snapshots_of_every_release() {
+    insta::glob!("../vendor-samples", "*/uwsgiconfig.py", |config| {
+        let dir = config.parent().unwrap();
+        let version = dir.file_name().unwrap().to_str().unwrap();
+        let plugin = std::fs::read_to_string(dir.join(FileKind::PythonPlugin.rel_path())).unwrap();
+        let patched = patch_uwsgi::patch_text(FileKind::PythonPlugin, &plugin, "uwsgiplugin.py".as_ref()).unwrap();
+        insta::assert_snapshot!(format!("plugin-{version}"), patched.text);
+        let (_tmp, tree) = sample_tree(version);
+        let (report, diff) = patch_uwsgi::diff(&tree, &options()).unwrap();
+        assert!(report.needs_work());
+        insta::assert_snapshot!(format!("diff-{version}"), diff);
+    });
+}
+
+#[test]
+fn variant_of_every_release() {
+    let expected = |v: &str| -> PluginVariant {
+        let parts: Vec<u32> = v.split('.').map(|p| p.parse().unwrap()).collect();
+        match parts[2] {
+            17..=19 => PluginVariant::Baseline,
+            20 => PluginVariant::Multiarch,
+            21 | 22 => PluginVariant::RelinkLrt,
+            23..=27 => PluginVariant::StdlibSysconfig,
+            _ => PluginVariant::CheckedArchive,
+        }
+    };
+    for version in sample_versions() {
+        let (_tmp, tree) = sample_tree(&version);
+        let report = patch_uwsgi::check(&tree, &options()).unwrap();
+        assert_eq!(report.plugin_variant, expected(&version), "{version}");
+        assert_eq!(report.uwsgi_version, version);
+    }
+}
+
+fn file_outcomes(report: &patch_uwsgi::Report) -> Vec<Outcome> {
+    report.files.iter().map(|f| f.outcome).collect()
+}
+
+#[test]
+fn apply_check_revert_laws_on_every_release() {
+    for version in sample_versions() {
+        let (_tmp, tree) = sample_tree(&version);
+        let pristine = snapshot_dir(&tree);
+
+        let before = patch_uwsgi::check(&tree, &options()).unwrap();
+        assert_eq!(file_outcomes(&before), [Outcome::NeedsPatch; 3], "{version}");
+        assert_eq!(snapshot_dir(&tree), pristine, "{version}: check changed the tree");
+
+        let first = patch_uwsgi::apply(&tree, &options()).unwrap();
+        assert_eq!(file_outcomes(&first), [Outcome::Applied; 3], "{version}");
+        let recipes: Vec<(&str, Outcome)> = first.files.iter().flat_map(|f| f.recipes.iter().map(|r| (r.id, r.outcome))).collect();
+        assert_eq!(
+            recipes,
+            [("rebuild-guard", Outcome::Applied), ("strip-literal-lpython", Outcome::NotNeeded), ("plugin-link-plan", Outcome::Applied)],
+            "{version}"
+        );
+        let patched = snapshot_dir(&tree);
+        assert_ne!(patched, pristine);
+
+        let second = patch_uwsgi::apply(&tree, &options()).unwrap();
+        assert_eq!(file_outcomes(&second), [Outcome::Unchanged; 3], "{version}");
+        assert_eq!(snapshot_dir(&tree), patched, "{version}: apply twice differs from apply once");
+
+        let after = patch_uwsgi::check(&tree, &options()).unwrap();
+        assert!(!after.needs_work(), "{version}");
+        let (_, diff) = patch_uwsgi::diff(&tree, &options()).unwrap();
+        assert_eq!(diff, "", "{version}");
+
+        let reverted = patch_uwsgi::revert(&tree).unwrap();
+        assert_eq!(file_outcomes(&reverted), [Outcome::Reverted; 3], "{version}");
+        assert_eq!(snapshot_dir(&tree), pristine, "{version}: revert is not byte-exact");
+        let again = patch_uwsgi::revert(&tree).unwrap();
+        assert_eq!(file_outcomes(&again), [Outcome::Unchanged; 3], "{version}");
+    }
+}
+
+#[test]
+fn patched_files_compile_under_every_pyenv_python() {
+    // The injected Python must at least parse under 2.7 and 3.6+; running it is tested in
+    // plugin_exec.rs.
+    let (_tmp, tree) = sample_tree("2.0.31");
+    patch_uwsgi::apply(&tree, &options()).unwrap();
+    for minor in ["2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"] {
+        let Some((_, python)) = support::require_python(minor) else { continue };
+        for file in ["uwsgiconfig.py", "plugins/python/uwsgiplugin.py"] {
+            let source = tree.join(file);
+            let out = std::process::Command::new(&python)
+                .args(["-c", "import sys; compile(open(sys.argv[1]).read(), sys.argv[1], 'exec')"])
+                .arg(&source)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{minor} {file}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+#[test]
+fn plan_file_keeps_other_pythons() {
+    let (_tmp, tree) = sample_tree("2.0.31");
+    patch_uwsgi::apply(&tree, &options()).unwrap();
+    let dump = repo().join("vendor-samples/sysconfig/pyenv-cpython-3.8.18.json");
+    let interp = Interpreter::from_json(&std::fs::read_to_string(&dump).unwrap(), &dump).unwrap();
+    let other = LinkPlan::with_archive(&interp, Mode::Nolib, None, false);
+    let report = patch_uwsgi::apply(&tree, &Options { link_plan: Some(other.clone()), ..Options::default() }).unwrap();
+    assert_eq!(file_outcomes(&report), [Outcome::Unchanged, Outcome::Unchanged, Outcome::Applied]);
+    let text = std::fs::read_to_string(tree.join(patch_uwsgi::PLAN_FILE)).unwrap();
+    let file = patch_uwsgi::PlanFile::parse(&text, Path::new("plan")).unwrap();
+    let versions: Vec<&str> = file.plans.iter().map(|p| p.python.version.as_str()).collect();
+    assert_eq!(versions, ["3.12.1", "3.8.18"]);
+    assert_eq!(file.plan_for(&other.python), Some(&other));
+}

@@ -1,0 +1,178 @@
+//! Helpers shared by the integration tests: real interpreters, static-only copies of them,
+//! temp copies of vendored uWSGI trees, and running the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every vendored uWSGI version, oldest first.
+pub fn sample_versions() -> Vec<String> {
+    let mut versions: Vec<String> = std::fs::read_dir(repo().join("vendor-samples"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("uwsgiconfig.py").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    versions.sort_by_key(|v| v.split('.').map(|p| p.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>());
+    assert!(versions.len() >= 17, "vendor-samples holds {} trees", versions.len());
+    versions
+}
+
+/// Copy a directory tree (files and folders only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A temp copy of `vendor-samples/<version>`; the tree is `<tempdir>/uwsgi`.
+pub fn sample_tree(version: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("uwsgi");
+    copy_tree(&repo().join("vendor-samples").join(version), &tree);
+    (dir, tree)
+}
+
+/// Every file under `dir` with its bytes, sorted, for before/after comparisons.
+pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                walk(base, &path, out);
+            } else {
+                out.push((path.strip_prefix(base).unwrap().to_path_buf(), std::fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Skip (with a printed reason) outside CI; fail under `CI=true`.
+pub fn missing(what: &str) {
+    if in_ci() {
+        panic!("CI=true and {what} is missing: this test must not be skipped in CI");
+    }
+    eprintln!("SKIPPED: {what} is missing");
+}
+
+/// The pyenv root.
+pub fn pyenv_root() -> PathBuf {
+    std::env::var_os("PYENV_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".pyenv"))
+}
+
+/// The pyenv CPython whose version starts with `minor` (e.g. "3.12"), as `(X.Y.Z, bin/pythonX.Y)`.
+pub fn pyenv_python(minor: &str) -> Option<(String, PathBuf)> {
+    let versions = std::fs::read_dir(pyenv_root().join("versions")).ok()?;
+    let mut found: Vec<String> = versions
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|v| v.strip_prefix(minor).is_some_and(|rest| rest.starts_with('.')) && v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .collect();
+    found.sort();
+    let version = found.pop()?;
+    let exe = pyenv_root().join("versions").join(&version).join("bin").join(format!("python{minor}"));
+    exe.is_file().then_some((version, exe))
+}
+
+/// Like [`pyenv_python`], but records a skip (or fails in CI) when it is missing.
+pub fn require_python(minor: &str) -> Option<(String, PathBuf)> {
+    let found = pyenv_python(minor);
+    if found.is_none() {
+        missing(&format!("pyenv CPython {minor}"));
+    }
+    found
+}
+
+/// A static-only interpreter made from a pyenv CPython (see tests/support/make_static_prefix.py).
+pub struct StaticPython {
+    /// Holds everything; removed on drop.
+    pub root: tempfile::TempDir,
+    /// `X.Y.Z`.
+    pub version: String,
+    /// The copied executable, `<root>/cpython-X.Y.Z/bin/pythonX.Y`.
+    pub python: PathBuf,
+    /// The new prefix.
+    pub prefix: PathBuf,
+    /// The real archive of the original interpreter (not inside the new prefix).
+    pub archive: PathBuf,
+    /// The original interpreter.
+    pub original: PathBuf,
+}
+
+/// Build a static-only copy of the pyenv CPython `minor`.
+pub fn static_python(minor: &str) -> Option<StaticPython> {
+    let (version, original) = require_python(minor)?;
+    let root = tempfile::tempdir().unwrap();
+    let name = format!("cpython-{version}");
+    let out = Command::new(&original)
+        .arg(repo().join("tests/support/make_static_prefix.py"))
+        .arg(root.path())
+        .arg(&name)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "make_static_prefix.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let python = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    let libpl = Command::new(&original).args(["-c", "import sysconfig; print(sysconfig.get_config_var('LIBPL') + '/' + sysconfig.get_config_var('LIBRARY'))"]).output().unwrap();
+    let archive = PathBuf::from(String::from_utf8(libpl.stdout).unwrap().trim());
+    assert!(archive.is_file(), "{} has no archive at {}", original.display(), archive.display());
+    let prefix = root.path().canonicalize().unwrap().join(&name);
+    Some(StaticPython { root, version, python, prefix, archive, original })
+}
+
+/// The real `patch_uwsgi` binary.
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_patch_uwsgi"));
+    cmd.env_remove("PATCH_UWSGI_LIBPYTHON");
+    cmd
+}
+
+/// Run the binary with `args`.
+pub fn run(args: &[&std::ffi::OsStr]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+/// Text of stdout and stderr.
+pub fn texts(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Execute the tree's `plugins/python/uwsgiplugin.py` the way uwsgiconfig.py does (exec in a
+/// fresh namespace, cwd = tree) under `python` with extra `argv` and `env`; returns the JSON
+/// `{"LIBS": [...], "LDFLAGS": [...], "LD_RUN_PATH": ...}` or the failure output.
+pub fn exec_plugin(python: &Path, tree: &Path, argv: &[&str], env: &[(&str, &str)]) -> Result<serde_json::Value, String> {
+    const RUNNER: &str = "import json, os, sys\n\
+        sys.argv = ['uwsgiconfig.py'] + sys.argv[1:]\n\
+        up = {}\n\
+        exec(open('plugins/python/uwsgiplugin.py').read(), up)\n\
+        sys.stdout.write(json.dumps({'LIBS': up['LIBS'], 'LDFLAGS': up['LDFLAGS'], 'LD_RUN_PATH': os.environ.get('LD_RUN_PATH')}))\n";
+    let mut cmd = Command::new(python);
+    cmd.current_dir(tree).arg("-c").arg(RUNNER).args(argv).env_remove("UWSGI_PYTHON_NOLIB").env_remove("LD_RUN_PATH");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad runner output {e}: {}", String::from_utf8_lossy(&out.stdout))))
+    } else {
+        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}
