@@ -1,1 +1,85 @@
-fn main() {}
+//! `cargo bench --bench recipes`: patch every vendored uWSGI release in memory, and a whole
+//! `apply` (read, plan file, atomic writes) on a temp copy of a tree with a ready plan.
+
+use std::path::{Path, PathBuf};
+
+use patch_uwsgi::{FileKind, Interpreter, LinkPlan, Located, Mode, Options, Source};
+
+fn main() {
+    divan::main();
+}
+
+fn samples() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("vendor-samples");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap().flatten() {
+        let dir = entry.path();
+        if dir.join("uwsgiconfig.py").is_file() {
+            out.push((
+                std::fs::read_to_string(dir.join("uwsgiconfig.py")).unwrap(),
+                std::fs::read_to_string(dir.join(FileKind::PythonPlugin.rel_path())).unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+#[divan::bench]
+fn patch_every_release_in_memory(bencher: divan::Bencher) {
+    let samples = samples();
+    bencher.bench(|| {
+        for (config, plugin) in &samples {
+            divan::black_box(
+                patch_uwsgi::patch_text(FileKind::UwsgiConfig, config, "uwsgiconfig.py".as_ref())
+                    .unwrap(),
+            );
+            divan::black_box(
+                patch_uwsgi::patch_text(FileKind::PythonPlugin, plugin, "uwsgiplugin.py".as_ref())
+                    .unwrap(),
+            );
+        }
+    });
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[divan::bench]
+fn apply_whole_tree(bencher: divan::Bencher) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dump = root.join("vendor-samples/sysconfig/pyenv-cpython-3.12.1.json");
+    let interp = Interpreter::from_json(&std::fs::read_to_string(&dump).unwrap(), &dump).unwrap();
+    let located = Located {
+        path: PathBuf::from("/opt/_internal/cpython-3.12.1/lib/libpython3.12.a"),
+        source: Source::ManylinuxTarball,
+        tried: vec![],
+    };
+    let options = Options {
+        link_plan: Some(LinkPlan::with_archive(
+            &interp,
+            Mode::Static,
+            Some(&located),
+            false,
+        )),
+        ..Options::default()
+    };
+    bencher
+        .with_inputs(|| {
+            let dir = tempfile::tempdir().unwrap();
+            copy_tree(&root.join("vendor-samples/2.0.31"), dir.path());
+            dir
+        })
+        .bench_values(|dir| {
+            patch_uwsgi::apply(dir.path(), &options).unwrap();
+            dir
+        });
+}

@@ -24,7 +24,9 @@ pub enum Error {
     },
 
     /// The folder does not exist or is not a folder.
-    #[error("{path} is not a folder: give the uWSGI source tree (the folder holding uwsgiconfig.py)")]
+    #[error(
+        "{path} is not a folder: give the uWSGI source tree (the folder holding uwsgiconfig.py)"
+    )]
     NotADirectory {
         /// The path given.
         path: PathBuf,
@@ -146,7 +148,10 @@ pub enum Error {
 
 fn hint_text(hint: &Option<PathBuf>) -> String {
     match hint {
-        Some(p) => format!("; a uWSGI tree sits one level below, at {}: pass that folder", p.display()),
+        Some(p) => format!(
+            "; a uWSGI tree sits one level below, at {}: pass that folder",
+            p.display()
+        ),
         None => String::new(),
     }
 }
@@ -157,25 +162,62 @@ fn tried_text(tried: &[crate::Candidate]) -> String {
         out.push_str(" nothing");
     }
     for c in tried {
-        let _ = write!(out, "\n  {} ({}): {}", c.path.display(), c.source, c.rejected.as_deref().unwrap_or("accepted"));
+        let _ = write!(
+            out,
+            "\n  {} ({}): {}",
+            c.path.display(),
+            c.source,
+            c.rejected.as_deref().unwrap_or("accepted")
+        );
     }
     out
 }
 
 impl Error {
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Error {
-        Error::Io { action, path: path.to_path_buf(), source }
+        Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// Prefix the file path of text-level errors with the tree folder, so messages name the
     /// real file instead of the path relative to the tree.
     pub(crate) fn in_dir(self, dir: &Path) -> Error {
         match self {
-            Error::Anchor { path, recipe, expected, found } => Error::Anchor { path: dir.join(path), recipe, expected, found },
-            Error::DamagedBlock { path, line, problem } => Error::DamagedBlock { path: dir.join(path), line, problem },
-            Error::LegacyBlock { path, line, text } => Error::LegacyBlock { path: dir.join(path), line, text },
-            Error::NotUtf8 { path, offset } => Error::NotUtf8 { path: dir.join(path), offset },
-            Error::NoVersion { path } => Error::NoVersion { path: dir.join(path) },
+            Error::Anchor {
+                path,
+                recipe,
+                expected,
+                found,
+            } => Error::Anchor {
+                path: dir.join(path),
+                recipe,
+                expected,
+                found,
+            },
+            Error::DamagedBlock {
+                path,
+                line,
+                problem,
+            } => Error::DamagedBlock {
+                path: dir.join(path),
+                line,
+                problem,
+            },
+            Error::LegacyBlock { path, line, text } => Error::LegacyBlock {
+                path: dir.join(path),
+                line,
+                text,
+            },
+            Error::NotUtf8 { path, offset } => Error::NotUtf8 {
+                path: dir.join(path),
+                offset,
+            },
+            Error::NoVersion { path } => Error::NoVersion {
+                path: dir.join(path),
+            },
             other => other,
         }
     }

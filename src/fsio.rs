@@ -25,7 +25,9 @@ pub(crate) struct Change {
 /// The real file behind `path`: symlinks are written through so the link itself survives.
 fn write_target(path: &Path) -> Result<PathBuf> {
     match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path).map_err(|e| Error::io("resolve the symlink", path, e)),
+        Ok(meta) if meta.file_type().is_symlink() => {
+            fs::canonicalize(path).map_err(|e| Error::io("resolve the symlink", path, e))
+        }
         _ => Ok(path.to_path_buf()),
     }
 }
@@ -37,14 +39,20 @@ struct Staged {
 }
 
 fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let permissions = match fs::metadata(path) {
         Ok(meta) => {
             if meta.permissions().readonly() {
                 return Err(Error::io(
                     "rewrite",
                     path,
-                    std::io::Error::new(std::io::ErrorKind::PermissionDenied, "the file is read-only; make it writable (chmod u+w) and run again"),
+                    std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        "the file is read-only; make it writable (chmod u+w) and run again",
+                    ),
                 ));
             }
             Some(meta.permissions())
@@ -52,19 +60,27 @@ fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::io("inspect", path, e)),
     };
-    let mut temp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir).map_err(|e| Error::io("create a temporary file in", dir, e))?;
-    temp.write_all(bytes).map_err(|e| Error::io("write", temp.path(), e))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    temp.write_all(bytes)
+        .map_err(|e| Error::io("write", temp.path(), e))?;
     if let Some(permissions) = permissions {
-        fs::set_permissions(temp.path(), permissions).map_err(|e| Error::io("set permissions of", temp.path(), e))?;
+        fs::set_permissions(temp.path(), permissions)
+            .map_err(|e| Error::io("set permissions of", temp.path(), e))?;
     } else {
         // New files get the usual 0644 rather than tempfile's private 0600.
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644)).map_err(|e| Error::io("set permissions of", temp.path(), e))?;
+            fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644))
+                .map_err(|e| Error::io("set permissions of", temp.path(), e))?;
         }
     }
-    temp.as_file().sync_all().map_err(|e| Error::io("flush", temp.path(), e))?;
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("flush", temp.path(), e))?;
     Ok(temp)
 }
 
@@ -72,7 +88,8 @@ fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let target = write_target(path)?;
     let temp = stage(&target, bytes)?;
-    temp.persist(&target).map_err(|e| Error::io("replace", &target, e.error))?;
+    temp.persist(&target)
+        .map_err(|e| Error::io("replace", &target, e.error))?;
     Ok(())
 }
 
@@ -85,13 +102,22 @@ pub(crate) fn commit(changes: &[Change]) -> Result<()> {
             Some(bytes) => Some(stage(&target, bytes)?),
             None => None,
         };
-        staged.push(Staged { target, temp, before: change.before.clone() });
+        staged.push(Staged {
+            target,
+            temp,
+            before: change.before.clone(),
+        });
     }
     for index in 0..staged.len() {
         let result = match staged[index].temp.take() {
-            Some(temp) => temp.persist(&staged[index].target).map(|_| ()).map_err(|e| Error::io("replace", &staged[index].target, e.error)),
+            Some(temp) => temp
+                .persist(&staged[index].target)
+                .map(|_| ())
+                .map_err(|e| Error::io("replace", &staged[index].target, e.error)),
             None => match fs::remove_file(&staged[index].target) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", &staged[index].target, e)),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::io("remove", &staged[index].target, e))
+                }
                 _ => Ok(()),
             },
         };
@@ -127,7 +153,12 @@ mod tests {
     use super::*;
 
     fn leftovers(dir: &Path) -> Vec<String> {
-        fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(TEMP_PREFIX)).collect()
+        fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(TEMP_PREFIX))
+            .collect()
     }
 
     #[test]
@@ -139,13 +170,27 @@ mod tests {
         fs::set_permissions(&a, fs::Permissions::from_mode(0o755)).unwrap();
         let b = dir.path().join("b.json");
         commit(&[
-            Change { path: a.clone(), before: Some(b"old".to_vec()), after: Some(b"new".to_vec()) },
-            Change { path: b.clone(), before: None, after: Some(b"{}".to_vec()) },
+            Change {
+                path: a.clone(),
+                before: Some(b"old".to_vec()),
+                after: Some(b"new".to_vec()),
+            },
+            Change {
+                path: b.clone(),
+                before: None,
+                after: Some(b"{}".to_vec()),
+            },
         ])
         .unwrap();
         assert_eq!(fs::read(&a).unwrap(), b"new");
-        assert_eq!(fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o755);
-        assert_eq!(fs::metadata(&b).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        assert_eq!(
+            fs::metadata(&b).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
         assert!(leftovers(dir.path()).is_empty());
     }
 
@@ -159,8 +204,16 @@ mod tests {
         fs::write(&b, "b0").unwrap();
         fs::set_permissions(&b, fs::Permissions::from_mode(0o444)).unwrap();
         let err = commit(&[
-            Change { path: a.clone(), before: Some(b"a0".to_vec()), after: Some(b"a1".to_vec()) },
-            Change { path: b.clone(), before: Some(b"b0".to_vec()), after: Some(b"b1".to_vec()) },
+            Change {
+                path: a.clone(),
+                before: Some(b"a0".to_vec()),
+                after: Some(b"a1".to_vec()),
+            },
+            Change {
+                path: b.clone(),
+                before: Some(b"b0".to_vec()),
+                after: Some(b"b1".to_vec()),
+            },
         ])
         .unwrap_err();
         assert!(err.to_string().contains("b.py"), "{err}");
@@ -179,8 +232,16 @@ mod tests {
         fs::create_dir(&blocker).unwrap();
         fs::write(blocker.join("x"), "x").unwrap();
         let err = commit(&[
-            Change { path: a.clone(), before: Some(b"a0".to_vec()), after: Some(b"a1".to_vec()) },
-            Change { path: blocker.clone(), before: None, after: Some(b"new".to_vec()) },
+            Change {
+                path: a.clone(),
+                before: Some(b"a0".to_vec()),
+                after: Some(b"a1".to_vec()),
+            },
+            Change {
+                path: blocker.clone(),
+                before: None,
+                after: Some(b"new".to_vec()),
+            },
         ])
         .unwrap_err();
         assert!(err.to_string().contains("blocker"), "{err}");
@@ -196,7 +257,10 @@ mod tests {
         fs::write(&real, "old").unwrap();
         std::os::unix::fs::symlink(&real, &link).unwrap();
         write_atomic(&link, b"new").unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert_eq!(fs::read(&real).unwrap(), b"new");
     }
 }

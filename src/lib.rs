@@ -26,10 +26,16 @@ mod text;
 mod tree;
 
 pub use error::{Error, Result};
-pub use locate::{archive_name, locate_libpython, reject_reason, Candidate, Located, SearchOptions, Source, LIBPYTHON_ENV};
+pub use locate::{
+    archive_name, locate_libpython, reject_reason, Candidate, Located, SearchOptions, Source,
+    LIBPYTHON_ENV,
+};
 pub use plan::{LinkPlan, Mode, ModeChoice, PlanFile, PlanOptions, PythonId, PLAN_FILE};
 pub use python::{find_interpreter, ConfigVars, Interpreter, PROBE_SCRIPT, PROBE_TIMEOUT};
-pub use recipe::{is_patched, patch_text, recipes_for, revert_text, FileKind, Outcome, PatchedText, PluginVariant, Recipe, RECIPES};
+pub use recipe::{
+    is_patched, patch_text, recipes_for, revert_text, FileKind, Outcome, PatchedText,
+    PluginVariant, Recipe, RECIPES,
+};
 pub use tree::{apply, check, diff, revert, FileReport, Options, RecipeReport, Report, UwsgiTree};
 
 #[doc = include_str!("../README.md")]

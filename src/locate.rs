@@ -84,7 +84,11 @@ pub fn reject_reason(path: &Path, wanted: &str) -> Option<String> {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Some(if fs::symlink_metadata(path).is_ok() { "dangling symlink".into() } else { "does not exist".into() });
+            return Some(if fs::symlink_metadata(path).is_ok() {
+                "dangling symlink".into()
+            } else {
+                "does not exist".into()
+            });
         }
         Err(e) => return Some(format!("cannot stat: {e}")),
     };
@@ -95,7 +99,9 @@ pub fn reject_reason(path: &Path, wanted: &str) -> Option<String> {
     match fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)) {
         Ok(()) if &magic == b"!<arch>\n" => None,
         Ok(()) => Some("not an ar archive (no !<arch> magic)".into()),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Some("too short to be an ar archive".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Some("too short to be an ar archive".into())
+        }
         Err(e) => Some(format!("cannot read: {e}")),
     }
 }
@@ -114,19 +120,40 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
     let wanted = archive_name(interp);
     let mut tried: Vec<Candidate> = Vec::new();
     // An explicit choice is the user's decision: a bad one is an error, not a reason to look on.
-    for (given, source) in [(&options.explicit, Source::Explicit), (&options.env, Source::Env)] {
+    for (given, source) in [
+        (&options.explicit, Source::Explicit),
+        (&options.env, Source::Env),
+    ] {
         if let Some(path) = given {
             let path = absolute(path);
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string();
             // The user may name the archive anything; the magic and file type still count.
             if let Some(problem) = reject_reason(&path, &name) {
-                return Err(Error::BadLibpython { path, problem: format!("{problem} (given by {source})") });
+                return Err(Error::BadLibpython {
+                    path,
+                    problem: format!("{problem} (given by {source})"),
+                });
             }
             if name != wanted {
-                return Err(Error::BadLibpython { path, problem: format!("named {name}, but {} needs {wanted}", interp.path.display()) });
+                return Err(Error::BadLibpython {
+                    path,
+                    problem: format!("named {name}, but {} needs {wanted}", interp.path.display()),
+                });
             }
-            tried.push(Candidate { path: path.clone(), source, rejected: None });
-            return Ok(Located { path, source, tried });
+            tried.push(Candidate {
+                path: path.clone(),
+                source,
+                rejected: None,
+            });
+            return Ok(Located {
+                path,
+                source,
+                tried,
+            });
         }
     }
     let mut candidates: Vec<(PathBuf, Source)> = Vec::new();
@@ -137,12 +164,29 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
         candidates.push((Path::new(libdir).join(&wanted), Source::Libdir));
     }
     let lib = Path::new(&interp.base_prefix).join("lib");
-    for folder in [format!("python{}", interp.ld_version()), format!("python{}", interp.config.VERSION.clone().unwrap_or_default())] {
+    for folder in [
+        format!("python{}", interp.ld_version()),
+        format!(
+            "python{}",
+            interp.config.VERSION.clone().unwrap_or_default()
+        ),
+    ] {
         if let Ok(entries) = fs::read_dir(lib.join(&folder)) {
-            let mut configs: Vec<PathBuf> =
-                entries.flatten().map(|e| e.path()).filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("config"))).collect();
+            let mut configs: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("config"))
+                })
+                .collect();
             configs.sort();
-            candidates.extend(configs.into_iter().map(|c| (c.join(&wanted), Source::PrefixGlob)));
+            candidates.extend(
+                configs
+                    .into_iter()
+                    .map(|c| (c.join(&wanted), Source::PrefixGlob)),
+            );
         }
     }
     for (path, source) in candidates {
@@ -151,12 +195,24 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
         }
         let rejected = reject_reason(&path, &wanted);
         let ok = rejected.is_none();
-        tried.push(Candidate { path: path.clone(), source, rejected });
+        tried.push(Candidate {
+            path: path.clone(),
+            source,
+            rejected,
+        });
         if ok {
-            return Ok(Located { path, source, tried });
+            return Ok(Located {
+                path,
+                source,
+                tried,
+            });
         }
     }
-    Err(Error::NoLibpython { python: interp.path.clone(), wanted, tried })
+    Err(Error::NoLibpython {
+        python: interp.path.clone(),
+        wanted,
+        tried,
+    })
 }
 
 pub(crate) fn absolute(path: &Path) -> PathBuf {

@@ -78,7 +78,11 @@ fn parse() -> Result<Parsed, lexopt::Error> {
                     "auto" => ModeChoice::Auto,
                     "static" => ModeChoice::Static,
                     "nolib" => ModeChoice::Nolib,
-                    other => return Err(format!("--mode takes auto, static or nolib, not {other:?}").into()),
+                    other => {
+                        return Err(
+                            format!("--mode takes auto, static or nolib, not {other:?}").into()
+                        )
+                    }
                 }
             }
             Long("json") => json = true,
@@ -89,18 +93,32 @@ fn parse() -> Result<Parsed, lexopt::Error> {
                     "check" => Command::Check,
                     "diff" => Command::Diff,
                     "revert" => Command::Revert,
-                    other => return Err(format!("unknown command {other:?}: use apply, check, diff or revert (see --help)").into()),
+                    other => {
+                        return Err(format!(
+                        "unknown command {other:?}: use apply, check, diff or revert (see --help)"
+                    )
+                        .into())
+                    }
                 })
             }
             Value(value) if dir.is_none() => dir = Some(PathBuf::from(value)),
             _ => return Err(arg.unexpected()),
         }
     }
-    let command = command.ok_or("no command given: use apply, check, diff or revert (see --help)")?;
+    let command =
+        command.ok_or("no command given: use apply, check, diff or revert (see --help)")?;
     if options.plan.search.explicit.is_none() {
-        options.plan.search.env = std::env::var_os(LIBPYTHON_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+        options.plan.search.env = std::env::var_os(LIBPYTHON_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
     }
-    Ok(Parsed::Run(Box::new(Args { command, dir: dir.unwrap_or_else(|| PathBuf::from(".")), options, json, quiet })))
+    Ok(Parsed::Run(Box::new(Args {
+        command,
+        dir: dir.unwrap_or_else(|| PathBuf::from(".")),
+        options,
+        json,
+        quiet,
+    })))
 }
 
 fn run(args: &Args) -> patch_uwsgi::Result<(Report, Option<String>)> {
@@ -128,20 +146,54 @@ struct JsonReport<'a> {
 }
 
 fn print_human(out: &mut impl Write, command: Command, report: &Report) -> std::io::Result<()> {
-    writeln!(out, "uWSGI {} in {}", report.uwsgi_version, report.tree.display())?;
+    writeln!(
+        out,
+        "uWSGI {} in {}",
+        report.uwsgi_version,
+        report.tree.display()
+    )?;
     if let Some(mode) = report.mode {
         let python = report.python.as_deref().unwrap_or("(given plan)".as_ref());
-        let archive = report.libpython.as_ref().map(|p| format!(", libpython {}", p.display())).unwrap_or_default();
-        let no_pie = if report.plan.as_ref().is_some_and(|p| p.no_pie) { ", -no-pie" } else { "" };
-        writeln!(out, "python {}: mode {}{archive}{no_pie}", python.display(), mode.as_str())?;
+        let archive = report
+            .libpython
+            .as_ref()
+            .map(|p| format!(", libpython {}", p.display()))
+            .unwrap_or_default();
+        let no_pie = if report.plan.as_ref().is_some_and(|p| p.no_pie) {
+            ", -no-pie"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "python {}: mode {}{archive}{no_pie}",
+            python.display(),
+            mode.as_str()
+        )?;
     }
     for file in &report.files {
-        let recipes: Vec<String> = file.recipes.iter().map(|r| format!("{} {}", r.id, r.outcome.as_str())).collect();
-        let detail = if recipes.is_empty() { String::new() } else { format!("  ({})", recipes.join(", ")) };
+        let recipes: Vec<String> = file
+            .recipes
+            .iter()
+            .map(|r| format!("{} {}", r.id, r.outcome.as_str()))
+            .collect();
+        let detail = if recipes.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", recipes.join(", "))
+        };
         writeln!(out, "  {:<12} {}{detail}", file.outcome.as_str(), file.path)?;
     }
     if command == Command::Check {
-        writeln!(out, "{}", if report.needs_work() { "needs patching: run `patch_uwsgi apply`" } else { "patched, and the plan fits this Python" })?;
+        writeln!(
+            out,
+            "{}",
+            if report.needs_work() {
+                "needs patching: run `patch_uwsgi apply`"
+            } else {
+                "patched, and the plan fits this Python"
+            }
+        )?;
     }
     Ok(())
 }
@@ -179,7 +231,9 @@ fn main() -> ExitCode {
                     plan: report.plan.as_ref(),
                     diff: diff.as_deref(),
                 };
-                serde_json::to_writer_pretty(&mut out, &json).map_err(std::io::Error::from).and_then(|()| writeln!(out))
+                serde_json::to_writer_pretty(&mut out, &json)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| writeln!(out))
             } else if let Some(diff) = &diff {
                 out.write_all(diff.as_bytes())
             } else if !args.quiet {

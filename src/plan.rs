@@ -97,7 +97,12 @@ pub struct PlanOptions {
 const OLD_GLIBC_LIBS: [&str; 5] = ["-lpthread", "-ldl", "-lutil", "-lm", "-lrt"];
 
 fn split_flags(value: &Option<String>) -> Vec<String> {
-    value.as_deref().unwrap_or("").split_whitespace().map(str::to_string).collect()
+    value
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 fn glibc_before_2_34(glibc: &str) -> bool {
@@ -114,22 +119,44 @@ impl LinkPlan {
         let mode = match options.mode {
             ModeChoice::Nolib => Mode::Nolib,
             ModeChoice::Static => Mode::Static,
-            ModeChoice::Auto if has_usable_shared_lib(interp) && options.search.explicit.is_none() => Mode::Shared,
+            ModeChoice::Auto
+                if has_usable_shared_lib(interp) && options.search.explicit.is_none() =>
+            {
+                Mode::Shared
+            }
             ModeChoice::Auto => Mode::Static,
         };
         let located = match mode {
             Mode::Static => Some(locate_libpython(interp, &options.search)?),
             _ => None,
         };
-        Ok(Self::with_archive(interp, mode, located.as_ref(), options.no_pie.unwrap_or(false)))
+        Ok(Self::with_archive(
+            interp,
+            mode,
+            located.as_ref(),
+            options.no_pie.unwrap_or(false),
+        ))
     }
 
     /// Make the plan from an archive already located (no search; only the library folders'
     /// real paths are read from disk).
-    pub fn with_archive(interp: &Interpreter, mode: Mode, located: Option<&Located>, no_pie: bool) -> LinkPlan {
+    pub fn with_archive(
+        interp: &Interpreter,
+        mode: Mode,
+        located: Option<&Located>,
+        no_pie: bool,
+    ) -> LinkPlan {
         let mut python_lib_dirs: Vec<String> = Vec::new();
-        for dir in [&interp.config.LIBDIR, &interp.config.LIBPL].into_iter().flatten() {
-            for form in [dir.clone(), std::fs::canonicalize(dir).map(|p| p.display().to_string()).unwrap_or_default()] {
+        for dir in [&interp.config.LIBDIR, &interp.config.LIBPL]
+            .into_iter()
+            .flatten()
+        {
+            for form in [
+                dir.clone(),
+                std::fs::canonicalize(dir)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ] {
                 if !form.is_empty() && !python_lib_dirs.contains(&form) {
                     python_lib_dirs.push(form);
                 }
@@ -159,24 +186,43 @@ impl LinkPlan {
         push(split_flags(&interp.config.MODLIBS), &mut system);
         push(split_flags(&interp.config.SYSLIBS), &mut system);
         if glibc_before_2_34(&interp.glibc) {
-            push(OLD_GLIBC_LIBS.iter().map(|s| s.to_string()).collect(), &mut system);
+            push(
+                OLD_GLIBC_LIBS.iter().map(|s| s.to_string()).collect(),
+                &mut system,
+            );
         }
         let (libs, ldflags) = match (mode, located) {
             (Mode::Static, Some(found)) => {
                 // One token, so uwsgiconfig.py's uniq_warnings cannot drop a repeated
                 // --whole-archive; whole-archive keeps the members uWSGI never references but
                 // extension modules need (Py_GetArgcArgv, ...).
-                let mut libs = vec![format!("-Wl,--whole-archive,{},--no-whole-archive", found.path.display())];
+                let mut libs = vec![format!(
+                    "-Wl,--whole-archive,{},--no-whole-archive",
+                    found.path.display()
+                )];
                 libs.extend(system);
-                (libs, if no_pie { vec!["-no-pie".to_string()] } else { Vec::new() })
+                (
+                    libs,
+                    if no_pie {
+                        vec!["-no-pie".to_string()]
+                    } else {
+                        Vec::new()
+                    },
+                )
             }
             (Mode::Nolib, _) => (nolib_libs.clone(), Vec::new()),
             _ => (Vec::new(), Vec::new()),
         };
         LinkPlan {
-            python: PythonId { version: interp.version.clone(), abiflags: interp.abiflags.clone(), prefix: interp.base_prefix.clone() },
+            python: PythonId {
+                version: interp.version.clone(),
+                abiflags: interp.abiflags.clone(),
+                prefix: interp.base_prefix.clone(),
+            },
             mode,
-            libpython: located.filter(|_| mode == Mode::Static).map(|l| l.path.clone()),
+            libpython: located
+                .filter(|_| mode == Mode::Static)
+                .map(|l| l.path.clone()),
             source: located.filter(|_| mode == Mode::Static).map(|l| l.source),
             libs,
             nolib_libs,
@@ -193,7 +239,9 @@ fn has_usable_shared_lib(interp: &Interpreter) -> bool {
         return false;
     }
     match (&interp.config.LIBDIR, &interp.config.LDLIBRARY) {
-        (Some(dir), Some(name)) if name.contains(".so") || name.ends_with(".dylib") => Path::new(dir).join(name).is_file(),
+        (Some(dir), Some(name)) if name.contains(".so") || name.ends_with(".dylib") => {
+            Path::new(dir).join(name).is_file()
+        }
         _ => false,
     }
 }
@@ -212,19 +260,37 @@ pub struct PlanFile {
 impl PlanFile {
     /// Parse a plan file; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<PlanFile> {
-        let file: PlanFile = serde_json::from_str(text).map_err(|e| Error::BadPlan { path: path.to_path_buf(), problem: e.to_string() })?;
+        let file: PlanFile = serde_json::from_str(text).map_err(|e| Error::BadPlan {
+            path: path.to_path_buf(),
+            problem: e.to_string(),
+        })?;
         if file.format != 1 {
-            return Err(Error::BadPlan { path: path.to_path_buf(), problem: format!("format {} is not 1", file.format) });
+            return Err(Error::BadPlan {
+                path: path.to_path_buf(),
+                problem: format!("format {} is not 1", file.format),
+            });
         }
         Ok(file)
     }
 
     /// A file holding `existing`'s plans for other interpreters plus `plan`.
     pub fn with_plan(existing: Option<&PlanFile>, plan: LinkPlan) -> PlanFile {
-        let mut plans: Vec<LinkPlan> = existing.map(|f| f.plans.iter().filter(|p| p.python != plan.python).cloned().collect()).unwrap_or_default();
+        let mut plans: Vec<LinkPlan> = existing
+            .map(|f| {
+                f.plans
+                    .iter()
+                    .filter(|p| p.python != plan.python)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
         plans.push(plan);
         plans.sort_by(|a, b| a.python.cmp(&b.python));
-        PlanFile { format: 1, generator: format!("patch-uwsgi {}", env!("CARGO_PKG_VERSION")), plans }
+        PlanFile {
+            format: 1,
+            generator: format!("patch-uwsgi {}", env!("CARGO_PKG_VERSION")),
+            plans,
+        }
     }
 
     /// The plan for one interpreter.

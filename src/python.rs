@@ -69,7 +69,10 @@ impl Interpreter {
 
     /// Run the probe with a chosen time limit.
     pub fn probe_with_timeout(python: &Path, timeout: Duration) -> Result<Interpreter> {
-        let fail = |problem: String| Error::Interpreter { python: python.to_path_buf(), problem };
+        let fail = |problem: String| Error::Interpreter {
+            python: python.to_path_buf(),
+            problem,
+        };
         let mut child = Command::new(python)
             .arg("-S")
             .arg("-c")
@@ -80,7 +83,11 @@ impl Interpreter {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| fail(format!("cannot run it ({e}); pass --python with the interpreter that builds uWSGI")))?;
+            .map_err(|e| {
+                fail(format!(
+                    "cannot run it ({e}); pass --python with the interpreter that builds uWSGI"
+                ))
+            })?;
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let out_reader = std::thread::spawn(move || {
@@ -97,11 +104,16 @@ impl Interpreter {
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() < timeout => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) if started.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
                 Ok(None) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(fail(format!("did not answer within {} s; it was stopped", timeout.as_secs_f32())));
+                    return Err(fail(format!(
+                        "did not answer within {} s; it was stopped",
+                        timeout.as_secs_f32()
+                    )));
                 }
                 Err(e) => return Err(fail(format!("cannot wait for it ({e})"))),
             }
@@ -113,11 +125,18 @@ impl Interpreter {
             let said = said.trim();
             return Err(fail(format!(
                 "the probe failed ({status}){}; is this a Python interpreter?",
-                if said.is_empty() { String::new() } else { format!(": {}", last_lines(said, 3)) }
+                if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", last_lines(said, 3))
+                }
             )));
         }
         let mut found: Interpreter = serde_json::from_slice(&out).map_err(|e| {
-            fail(format!("answered something that is not the probe's JSON ({e}): {}", last_lines(&String::from_utf8_lossy(&out), 2)))
+            fail(format!(
+                "answered something that is not the probe's JSON ({e}): {}",
+                last_lines(&String::from_utf8_lossy(&out), 2)
+            ))
         })?;
         found.path = python.to_path_buf();
         found.ensure_cpython()?;
@@ -126,8 +145,10 @@ impl Interpreter {
 
     /// Load a saved probe answer (`patch_uwsgi locate --json` writes it under `probe`).
     pub fn from_json(text: &str, origin: &Path) -> Result<Interpreter> {
-        let found: Interpreter = serde_json::from_str(text)
-            .map_err(|e| Error::Interpreter { python: origin.to_path_buf(), problem: format!("not a saved probe ({e})") })?;
+        let found: Interpreter = serde_json::from_str(text).map_err(|e| Error::Interpreter {
+            python: origin.to_path_buf(),
+            problem: format!("not a saved probe ({e})"),
+        })?;
         found.ensure_cpython()?;
         Ok(found)
     }
@@ -148,13 +169,22 @@ impl Interpreter {
 
     /// `VERSION` + abiflags, as in `libpython3.13t.a` and `-lpython3.7m`.
     pub fn ld_version(&self) -> String {
-        let short = self.config.VERSION.clone().unwrap_or_else(|| self.version.split('.').take(2).collect::<Vec<_>>().join("."));
+        let short = self.config.VERSION.clone().unwrap_or_else(|| {
+            self.version
+                .split('.')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(".")
+        });
         format!("{short}{}", self.abiflags)
     }
 
     /// Whether the interpreter was built with `--enable-shared`.
     pub fn shared(&self) -> bool {
-        self.config.Py_ENABLE_SHARED.as_deref().is_some_and(|v| v != "0" && !v.is_empty())
+        self.config
+            .Py_ENABLE_SHARED
+            .as_deref()
+            .is_some_and(|v| v != "0" && !v.is_empty())
     }
 
     /// Whether it is a free-threaded build.

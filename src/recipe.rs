@@ -82,9 +82,15 @@ impl PluginVariant {
 #[derive(Debug)]
 pub(crate) enum Action {
     /// Insert `block` after the one line range matching `anchor`.
-    InsertAfter { anchor: &'static str, block: &'static str },
+    InsertAfter {
+        anchor: &'static str,
+        block: &'static str,
+    },
     /// Replace whole string literals `'-lpython…'` by `''`, keeping the original line.
-    StripLiteral { literal: &'static str, unsafe_use: &'static str },
+    StripLiteral {
+        literal: &'static str,
+        unsafe_use: &'static str,
+    },
 }
 
 /// A named rewrite of one file.
@@ -142,9 +148,13 @@ pub static RECIPES: &[Recipe] = &[
             PluginVariant::StdlibSysconfig,
             PluginVariant::CheckedArchive,
         ],
-        expects: "one top-level `else:` followed by `    LIBS = []` (the UWSGI_PYTHON_NOLIB branch)",
+        expects:
+            "one top-level `else:` followed by `    LIBS = []` (the UWSGI_PYTHON_NOLIB branch)",
         summary: "take LIBS and LDFLAGS from the link plan made for the running interpreter",
-        action: Action::InsertAfter { anchor: r"(?m)^else:[ \t\r]*\n[ \t]+LIBS = \[\][ \t\r]*$", block: include_str!("blocks/plugin_link_plan.py") },
+        action: Action::InsertAfter {
+            anchor: r"(?m)^else:[ \t\r]*\n[ \t]+LIBS = \[\][ \t\r]*$",
+            block: include_str!("blocks/plugin_link_plan.py"),
+        },
     },
 ];
 
@@ -202,8 +212,14 @@ static COMPILED: LazyLock<Vec<Compiled>> = LazyLock::new(|| {
     RECIPES
         .iter()
         .map(|r| match r.action {
-            Action::InsertAfter { anchor, .. } => Compiled { anchor_or_literal: Regex::new(anchor).expect("recipe anchor"), unsafe_use: None },
-            Action::StripLiteral { literal, unsafe_use } => Compiled {
+            Action::InsertAfter { anchor, .. } => Compiled {
+                anchor_or_literal: Regex::new(anchor).expect("recipe anchor"),
+                unsafe_use: None,
+            },
+            Action::StripLiteral {
+                literal,
+                unsafe_use,
+            } => Compiled {
                 anchor_or_literal: Regex::new(literal).expect("recipe literal"),
                 unsafe_use: Some(Regex::new(unsafe_use).expect("recipe pattern")),
             },
@@ -212,16 +228,26 @@ static COMPILED: LazyLock<Vec<Compiled>> = LazyLock::new(|| {
 });
 
 fn compiled(recipe: &Recipe) -> &'static Compiled {
-    let index = RECIPES.iter().position(|r| std::ptr::eq(r, recipe)).expect("recipe from RECIPES");
+    let index = RECIPES
+        .iter()
+        .position(|r| std::ptr::eq(r, recipe))
+        .expect("recipe from RECIPES");
     &COMPILED[index]
 }
 
-static BEGIN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^# >>> patch-uwsgi:([a-z0-9-]+) v([0-9]+) >>>\r?\n?$").unwrap());
-static END: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^# <<< patch-uwsgi:([a-z0-9-]+) <<<\r?\n?$").unwrap());
-static WAS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^# patch-uwsgi:([a-z0-9-]+) was: (.*)\n$").unwrap());
+static BEGIN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^# >>> patch-uwsgi:([a-z0-9-]+) v([0-9]+) >>>\r?\n?$").unwrap());
+static END: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^# <<< patch-uwsgi:([a-z0-9-]+) <<<\r?\n?$").unwrap());
+static WAS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^# patch-uwsgi:([a-z0-9-]+) was: (.*)\n$").unwrap());
 static ANY_MARKER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*#.*patch-uwsgi:").unwrap());
-static LEGACY: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?m)^[ \t]*#[ \t]*(?:ci: append static libpython|ci:[^\n]*libpython|envoxy:)[^\n]*$").unwrap());
+static LEGACY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?m)^[ \t]*#[ \t]*(?:ci: append static libpython|ci:[^\n]*libpython|envoxy:)[^\n]*$",
+    )
+    .unwrap()
+});
 
 fn begin_marker(recipe: &Recipe) -> String {
     format!("# >>> patch-uwsgi:{} v{} >>>\n", recipe.id, recipe.version)
@@ -233,7 +259,11 @@ fn end_marker(recipe: &Recipe) -> String {
 
 /// Remove every patch-uwsgi change from a `\n`-separated body, whatever recipe version made it.
 pub(crate) fn unpatch_body(body: &str, path: &Path) -> Result<String> {
-    let damaged = |line: usize, problem: String| Error::DamagedBlock { path: path.to_path_buf(), line, problem };
+    let damaged = |line: usize, problem: String| Error::DamagedBlock {
+        path: path.to_path_buf(),
+        line,
+        problem,
+    };
     let lines: Vec<&str> = body.split_inclusive('\n').collect();
     let mut out = String::with_capacity(body.len());
     let mut i = 0;
@@ -244,16 +274,25 @@ pub(crate) fn unpatch_body(body: &str, path: &Path) -> Result<String> {
             let mut j = i + 1;
             loop {
                 let Some(inner) = lines.get(j) else {
-                    return Err(damaged(i + 1, format!("begin marker of `{id}` has no end marker")));
+                    return Err(damaged(
+                        i + 1,
+                        format!("begin marker of `{id}` has no end marker"),
+                    ));
                 };
                 if let Some(end) = END.captures(inner) {
                     if &end[1] != id {
-                        return Err(damaged(j + 1, format!("block `{id}` ends with the end marker of `{}`", &end[1])));
+                        return Err(damaged(
+                            j + 1,
+                            format!("block `{id}` ends with the end marker of `{}`", &end[1]),
+                        ));
                     }
                     break;
                 }
                 if BEGIN.is_match(inner) || WAS.is_match(inner) {
-                    return Err(damaged(j + 1, format!("another marker inside block `{id}`")));
+                    return Err(damaged(
+                        j + 1,
+                        format!("another marker inside block `{id}`"),
+                    ));
                 }
                 j += 1;
             }
@@ -261,7 +300,10 @@ pub(crate) fn unpatch_body(body: &str, path: &Path) -> Result<String> {
                 // The block was appended to a file without a final newline: the newline before
                 // the block was ours too.
                 if !out.ends_with('\n') || j + 1 != lines.len() {
-                    return Err(damaged(i + 1, format!("block `{id}` is not where patch-uwsgi puts it")));
+                    return Err(damaged(
+                        i + 1,
+                        format!("block `{id}` is not where patch-uwsgi puts it"),
+                    ));
                 }
                 out.pop();
             }
@@ -269,10 +311,16 @@ pub(crate) fn unpatch_body(body: &str, path: &Path) -> Result<String> {
         } else if let Some(was) = WAS.captures(line) {
             let id = was[1].to_string();
             let Some(edited) = lines.get(i + 1) else {
-                return Err(damaged(i + 1, format!("`{id}` original-line comment is the last line")));
+                return Err(damaged(
+                    i + 1,
+                    format!("`{id}` original-line comment is the last line"),
+                ));
             };
             if ANY_MARKER.is_match(edited) {
-                return Err(damaged(i + 2, format!("`{id}` original-line comment is followed by another marker")));
+                return Err(damaged(
+                    i + 2,
+                    format!("`{id}` original-line comment is followed by another marker"),
+                ));
             }
             out.push_str(&was[2]);
             if edited.ends_with('\n') {
@@ -282,7 +330,10 @@ pub(crate) fn unpatch_body(body: &str, path: &Path) -> Result<String> {
         } else if END.is_match(line) {
             return Err(damaged(i + 1, "end marker without a begin marker".into()));
         } else if ANY_MARKER.is_match(line) {
-            return Err(damaged(i + 1, format!("unrecognised patch-uwsgi marker `{}`", line.trim_end())));
+            return Err(damaged(
+                i + 1,
+                format!("unrecognised patch-uwsgi marker `{}`", line.trim_end()),
+            ));
         } else {
             out.push_str(line);
             i += 1;
@@ -294,7 +345,11 @@ pub(crate) fn unpatch_body(body: &str, path: &Path) -> Result<String> {
 /// Fail if the body carries a block appended by the shell-script fixes this tool replaces.
 pub(crate) fn reject_legacy(body: &str, path: &Path) -> Result<()> {
     match LEGACY.find(body) {
-        Some(m) => Err(Error::LegacyBlock { path: path.to_path_buf(), line: line_of(body, m.start()), text: m.as_str().trim().to_string() }),
+        Some(m) => Err(Error::LegacyBlock {
+            path: path.to_path_buf(),
+            line: line_of(body, m.start()),
+            text: m.as_str().trim().to_string(),
+        }),
         None => Ok(()),
     }
 }
@@ -303,7 +358,10 @@ fn describe_matches(body: &str, starts: &[usize]) -> String {
     match starts.len() {
         0 => "nothing".to_string(),
         n => {
-            let lines: Vec<String> = starts.iter().map(|&s| line_of(body, s).to_string()).collect();
+            let lines: Vec<String> = starts
+                .iter()
+                .map(|&s| line_of(body, s).to_string())
+                .collect();
             format!("{n} matches, at lines {}", lines.join(", "))
         }
     }
@@ -317,7 +375,12 @@ fn apply_recipe(recipe: &Recipe, body: &str, path: &Path) -> Result<(String, Out
             let starts: Vec<regex::Match> = compiled.anchor_or_literal.find_iter(body).collect();
             if starts.len() != 1 {
                 let positions: Vec<usize> = starts.iter().map(|m| m.start()).collect();
-                return Err(Error::Anchor { path: path.to_path_buf(), recipe: recipe.id, expected: recipe.expects, found: describe_matches(body, &positions) });
+                return Err(Error::Anchor {
+                    path: path.to_path_buf(),
+                    recipe: recipe.id,
+                    expected: recipe.expects,
+                    found: describe_matches(body, &positions),
+                });
             }
             let end = starts[0].end();
             let mut marked = begin_marker(recipe);
@@ -342,7 +405,10 @@ fn apply_recipe(recipe: &Recipe, body: &str, path: &Path) -> Result<(String, Out
             Ok((out, Outcome::Applied))
         }
         Action::StripLiteral { .. } => {
-            let unsafe_use = compiled.unsafe_use.as_ref().expect("strip recipe has a pattern");
+            let unsafe_use = compiled
+                .unsafe_use
+                .as_ref()
+                .expect("strip recipe has a pattern");
             let mut out = String::with_capacity(body.len());
             let mut changed = false;
             let mut offset = 0;
@@ -369,7 +435,14 @@ fn apply_recipe(recipe: &Recipe, body: &str, path: &Path) -> Result<(String, Out
                 changed = true;
                 offset += line.len();
             }
-            Ok((out, if changed { Outcome::Applied } else { Outcome::NotNeeded }))
+            Ok((
+                out,
+                if changed {
+                    Outcome::Applied
+                } else {
+                    Outcome::NotNeeded
+                },
+            ))
         }
     }
 }
@@ -403,7 +476,11 @@ pub fn patch_text(file: FileKind, text: &str, path: &Path) -> Result<PatchedText
         body = next;
         outcomes.push((recipe.id, outcome));
     }
-    Ok(PatchedText { text: doc.encode(&body), recipes: outcomes, variant })
+    Ok(PatchedText {
+        text: doc.encode(&body),
+        recipes: outcomes,
+        variant,
+    })
 }
 
 /// Give back the upstream text: every patch-uwsgi change removed, byte for byte.
@@ -414,7 +491,8 @@ pub fn revert_text(text: &str, path: &Path) -> Result<String> {
 
 /// Whether the text carries any patch-uwsgi change.
 pub fn is_patched(text: &str) -> bool {
-    text.lines().any(|l| BEGIN.is_match(l) || WAS.is_match(&format!("{l}\n")))
+    text.lines()
+        .any(|l| BEGIN.is_match(l) || WAS.is_match(&format!("{l}\n")))
 }
 
 #[cfg(test)]
@@ -433,25 +511,65 @@ mod tests {
         let cases: Vec<(String, FileKind, Option<&str>)> = vec![
             (plugin_tail("\n"), FileKind::PythonPlugin, None),
             (plugin_tail(""), FileKind::PythonPlugin, None),
-            (plugin_tail("\n\n# trailing comment\n"), FileKind::PythonPlugin, None),
+            (
+                plugin_tail("\n\n# trailing comment\n"),
+                FileKind::PythonPlugin,
+                None,
+            ),
             (plugin_tail("   \n"), FileKind::PythonPlugin, None),
-            ("import os\nLIBS = []\n".into(), FileKind::PythonPlugin, Some("found nothing")),
-            (format!("{}{}", plugin_tail("\n"), "else:\n    LIBS = []\n"), FileKind::PythonPlugin, Some("2 matches, at lines 4, 6")),
-            ("if x:\n    else:\n        LIBS = []\n".into(), FileKind::PythonPlugin, Some("found nothing")),
-            ("uwsgi_version = '2.0.31'\n".into(), FileKind::UwsgiConfig, None),
-            ("uwsgi_version = '2.0.31'".into(), FileKind::UwsgiConfig, None),
-            ("  uwsgi_version = '2.0.31'\n".into(), FileKind::UwsgiConfig, Some("found nothing")),
-            ("uwsgi_version = '1'\nuwsgi_version = '2'\n".into(), FileKind::UwsgiConfig, Some("2 matches, at lines 1, 2")),
+            (
+                "import os\nLIBS = []\n".into(),
+                FileKind::PythonPlugin,
+                Some("found nothing"),
+            ),
+            (
+                format!("{}{}", plugin_tail("\n"), "else:\n    LIBS = []\n"),
+                FileKind::PythonPlugin,
+                Some("2 matches, at lines 4, 6"),
+            ),
+            (
+                "if x:\n    else:\n        LIBS = []\n".into(),
+                FileKind::PythonPlugin,
+                Some("found nothing"),
+            ),
+            (
+                "uwsgi_version = '2.0.31'\n".into(),
+                FileKind::UwsgiConfig,
+                None,
+            ),
+            (
+                "uwsgi_version = '2.0.31'".into(),
+                FileKind::UwsgiConfig,
+                None,
+            ),
+            (
+                "  uwsgi_version = '2.0.31'\n".into(),
+                FileKind::UwsgiConfig,
+                Some("found nothing"),
+            ),
+            (
+                "uwsgi_version = '1'\nuwsgi_version = '2'\n".into(),
+                FileKind::UwsgiConfig,
+                Some("2 matches, at lines 1, 2"),
+            ),
         ];
         for (input, file, want_err) in cases {
             let result = patch_text(file, &input, P.as_ref());
             match (want_err, result) {
                 (None, Ok(patched)) => {
                     assert_ne!(patched.text, input);
-                    assert_eq!(revert_text(&patched.text, P.as_ref()).unwrap(), input, "revert of {input:?}");
+                    assert_eq!(
+                        revert_text(&patched.text, P.as_ref()).unwrap(),
+                        input,
+                        "revert of {input:?}"
+                    );
                     let again = patch_text(file, &patched.text, P.as_ref()).unwrap();
                     assert_eq!(again.text, patched.text, "idempotent on {input:?}");
-                    assert_eq!(input.ends_with('\n'), patched.text.ends_with('\n'), "final newline kept for {input:?}");
+                    assert_eq!(
+                        input.ends_with('\n'),
+                        patched.text.ends_with('\n'),
+                        "final newline kept for {input:?}"
+                    );
                 }
                 (Some(want), Err(err)) => {
                     let msg = err.to_string();
@@ -467,11 +585,23 @@ mod tests {
     fn strip_literal_lpython_table() {
         let cases: &[(&str, Option<&str>, Option<&str>)] = &[
             // (uwsgiconfig body after the version line, expected edited line, expected error)
-            ("libs.append('-lpython3.12')\n", Some("libs.append('')\n"), None),
-            ("    libs = [\"-lpython2.7\", '-lm']\n", Some("    libs = ['', '-lm']\n"), None),
+            (
+                "libs.append('-lpython3.12')\n",
+                Some("libs.append('')\n"),
+                None,
+            ),
+            (
+                "    libs = [\"-lpython2.7\", '-lm']\n",
+                Some("    libs = ['', '-lm']\n"),
+                None,
+            ),
             ("# libs.append('-lpython3.12')\n", None, None),
             ("libs.append('-lm')\n", None, None),
-            ("libs.append('-lpython%s' % v)\n", None, Some("libs.append('-lpython%s' % v)` at line 2")),
+            (
+                "libs.append('-lpython%s' % v)\n",
+                None,
+                Some("libs.append('-lpython%s' % v)` at line 2"),
+            ),
             ("x = '-lm -lpython3.12'\n", None, Some("at line 2")),
         ];
         for &(tail, edited, err) in cases {
@@ -479,12 +609,19 @@ mod tests {
             match patch_text(FileKind::UwsgiConfig, &input, P.as_ref()) {
                 Ok(patched) => {
                     assert!(err.is_none(), "{tail:?} should fail");
-                    let strip = patched.recipes.iter().find(|(id, _)| *id == "strip-literal-lpython").unwrap().1;
+                    let strip = patched
+                        .recipes
+                        .iter()
+                        .find(|(id, _)| *id == "strip-literal-lpython")
+                        .unwrap()
+                        .1;
                     match edited {
                         Some(line) => {
                             assert_eq!(strip, Outcome::Applied);
                             let original = tail.trim_end_matches('\n');
-                            let expect = format!("# patch-uwsgi:strip-literal-lpython was: {original}\n{line}");
+                            let expect = format!(
+                                "# patch-uwsgi:strip-literal-lpython was: {original}\n{line}"
+                            );
                             assert!(patched.text.contains(&expect), "{}", patched.text);
                         }
                         None => {
@@ -494,20 +631,43 @@ mod tests {
                     }
                     assert_eq!(revert_text(&patched.text, P.as_ref()).unwrap(), input);
                 }
-                Err(e) => assert!(e.to_string().contains(err.expect("unexpected error")), "{e}"),
+                Err(e) => assert!(
+                    e.to_string().contains(err.expect("unexpected error")),
+                    "{e}"
+                ),
             }
         }
     }
 
     #[test]
     fn damaged_markers_are_errors() {
-        let good = patch_text(FileKind::PythonPlugin, &plugin_tail("\n"), P.as_ref()).unwrap().text;
+        let good = patch_text(FileKind::PythonPlugin, &plugin_tail("\n"), P.as_ref())
+            .unwrap()
+            .text;
         let cases: Vec<(String, &str)> = vec![
-            (good.replace("# <<< patch-uwsgi:plugin-link-plan <<<\n", ""), "has no end marker"),
-            (good.replace("# >>> patch-uwsgi:plugin-link-plan v1 >>>\n", ""), "end marker without a begin"),
-            (good.replace("# <<< patch-uwsgi:plugin-link-plan", "# <<< patch-uwsgi:other"), "ends with the end marker of `other`"),
-            (format!("{good}# patch-uwsgi: something\n"), "unrecognised patch-uwsgi marker"),
-            (format!("{good}# patch-uwsgi:x was: y\n"), "is the last line"),
+            (
+                good.replace("# <<< patch-uwsgi:plugin-link-plan <<<\n", ""),
+                "has no end marker",
+            ),
+            (
+                good.replace("# >>> patch-uwsgi:plugin-link-plan v1 >>>\n", ""),
+                "end marker without a begin",
+            ),
+            (
+                good.replace(
+                    "# <<< patch-uwsgi:plugin-link-plan",
+                    "# <<< patch-uwsgi:other",
+                ),
+                "ends with the end marker of `other`",
+            ),
+            (
+                format!("{good}# patch-uwsgi: something\n"),
+                "unrecognised patch-uwsgi marker",
+            ),
+            (
+                format!("{good}# patch-uwsgi:x was: y\n"),
+                "is the last line",
+            ),
         ];
         for (text, want) in cases {
             let err = revert_text(&text, P.as_ref()).unwrap_err().to_string();
@@ -518,18 +678,30 @@ mod tests {
 
     #[test]
     fn older_block_version_is_upgraded() {
-        let current = patch_text(FileKind::PythonPlugin, &plugin_tail("\n"), P.as_ref()).unwrap().text;
+        let current = patch_text(FileKind::PythonPlugin, &plugin_tail("\n"), P.as_ref())
+            .unwrap()
+            .text;
         let old = plugin_tail("\n") + "# >>> patch-uwsgi:plugin-link-plan v0 >>>\nLIBS = ['-lpython3.12']\n# <<< patch-uwsgi:plugin-link-plan <<<\n";
         let upgraded = patch_text(FileKind::PythonPlugin, &old, P.as_ref()).unwrap();
         assert_eq!(upgraded.text, current);
         // A retired recipe's block goes away too.
-        let retired = plugin_tail("\n") + "# >>> patch-uwsgi:gone-recipe v3 >>>\nx = 1\n# <<< patch-uwsgi:gone-recipe <<<\n";
-        assert_eq!(patch_text(FileKind::PythonPlugin, &retired, P.as_ref()).unwrap().text, current);
+        let retired = plugin_tail("\n")
+            + "# >>> patch-uwsgi:gone-recipe v3 >>>\nx = 1\n# <<< patch-uwsgi:gone-recipe <<<\n";
+        assert_eq!(
+            patch_text(FileKind::PythonPlugin, &retired, P.as_ref())
+                .unwrap()
+                .text,
+            current
+        );
     }
 
     #[test]
     fn legacy_blocks_are_refused() {
-        for marker in ["# ci: append static libpython", "# envoxy: link libpython statically", "  # ci: force libpython3.12.a"] {
+        for marker in [
+            "# ci: append static libpython",
+            "# envoxy: link libpython statically",
+            "  # ci: force libpython3.12.a",
+        ] {
             let text = format!("{}{marker}\nLIBS.append('/opt/x.a')\n", plugin_tail("\n"));
             let err = patch_text(FileKind::PythonPlugin, &text, P.as_ref()).unwrap_err();
             assert!(matches!(err, Error::LegacyBlock { line: 6, .. }), "{err:?}");
@@ -540,20 +712,40 @@ mod tests {
     #[test]
     fn crlf_bom_are_kept() {
         let input = format!("\u{feff}{}", plugin_tail("\n").replace('\n', "\r\n"));
-        let patched = patch_text(FileKind::PythonPlugin, &input, P.as_ref()).unwrap().text;
+        let patched = patch_text(FileKind::PythonPlugin, &input, P.as_ref())
+            .unwrap()
+            .text;
         assert!(patched.starts_with('\u{feff}'));
-        assert_eq!(patched.matches('\n').count(), patched.matches("\r\n").count());
+        assert_eq!(
+            patched.matches('\n').count(),
+            patched.matches("\r\n").count()
+        );
         assert_eq!(revert_text(&patched, P.as_ref()).unwrap(), input);
     }
 
     #[test]
     fn variants_of_known_texts() {
         let cases = [
-            ("from distutils import sysconfig\nUWSGI_PYTHON_NOLIB", PluginVariant::Baseline),
-            ("from distutils import sysconfig\nMULTIARCH\nUWSGI_PYTHON_NOLIB", PluginVariant::Multiarch),
-            ("MULTIARCH\nif '-lrt' in LIBS:\nUWSGI_PYTHON_NOLIB", PluginVariant::RelinkLrt),
-            ("except ImportError:\n    import sysconfig\nUWSGI_PYTHON_NOLIB", PluginVariant::StdlibSysconfig),
-            ("use_static_lib = False\nUWSGI_PYTHON_NOLIB", PluginVariant::CheckedArchive),
+            (
+                "from distutils import sysconfig\nUWSGI_PYTHON_NOLIB",
+                PluginVariant::Baseline,
+            ),
+            (
+                "from distutils import sysconfig\nMULTIARCH\nUWSGI_PYTHON_NOLIB",
+                PluginVariant::Multiarch,
+            ),
+            (
+                "MULTIARCH\nif '-lrt' in LIBS:\nUWSGI_PYTHON_NOLIB",
+                PluginVariant::RelinkLrt,
+            ),
+            (
+                "except ImportError:\n    import sysconfig\nUWSGI_PYTHON_NOLIB",
+                PluginVariant::StdlibSysconfig,
+            ),
+            (
+                "use_static_lib = False\nUWSGI_PYTHON_NOLIB",
+                PluginVariant::CheckedArchive,
+            ),
             ("print(1)", PluginVariant::Unknown),
         ];
         for (text, want) in cases {

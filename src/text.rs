@@ -18,8 +18,10 @@ pub(crate) struct Doc {
 impl Doc {
     /// Decode `bytes`; `path` only names the file in errors.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Doc> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|e| Error::NotUtf8 { path: path.to_path_buf(), offset: e.valid_up_to() })?;
+        let text = std::str::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
+            path: path.to_path_buf(),
+            offset: e.valid_up_to(),
+        })?;
         Ok(Doc::from_str(text))
     }
 
@@ -33,7 +35,11 @@ impl Doc {
         // is handled as LF text whose lines happen to end in '\r', which is still invertible.
         let lf = text.matches('\n').count();
         let crlf = lf > 0 && text.matches("\r\n").count() == lf;
-        let body = if crlf { text.replace("\r\n", "\n") } else { text.to_string() };
+        let body = if crlf {
+            text.replace("\r\n", "\n")
+        } else {
+            text.to_string()
+        };
         Doc { bom, crlf, body }
     }
 

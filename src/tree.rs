@@ -14,7 +14,8 @@ use crate::python::{find_interpreter, Interpreter};
 use crate::recipe::{patch_text, revert_text, FileKind, Outcome, PluginVariant};
 use crate::text::Doc;
 
-static VERSION_LINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?m)^uwsgi_version = '([^'\n]+)'").unwrap());
+static VERSION_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^uwsgi_version = '([^'\n]+)'").unwrap());
 
 /// An opened uWSGI source tree.
 #[derive(Debug, Clone)]
@@ -29,21 +30,43 @@ impl UwsgiTree {
     pub fn open(dir: &Path) -> Result<UwsgiTree> {
         match fs::metadata(dir) {
             Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Err(Error::NotADirectory { path: dir.to_path_buf() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotADirectory { path: dir.to_path_buf() }),
+            Ok(_) => {
+                return Err(Error::NotADirectory {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotADirectory {
+                    path: dir.to_path_buf(),
+                })
+            }
             Err(e) => return Err(Error::io("open", dir, e)),
         }
         let config = dir.join(FileKind::UwsgiConfig.rel_path());
         let Some(bytes) = read_optional(&config)? else {
-            return Err(Error::NotATree { dir: dir.to_path_buf(), hint: tree_below(dir) });
+            return Err(Error::NotATree {
+                dir: dir.to_path_buf(),
+                hint: tree_below(dir),
+            });
         };
         let doc = Doc::decode(&bytes, &config)?;
-        let version = VERSION_LINE.captures(&doc.body).map(|c| c[1].to_string()).ok_or_else(|| Error::NoVersion { path: config.clone() })?;
+        let version = VERSION_LINE
+            .captures(&doc.body)
+            .map(|c| c[1].to_string())
+            .ok_or_else(|| Error::NoVersion {
+                path: config.clone(),
+            })?;
         let plugin = dir.join(FileKind::PythonPlugin.rel_path());
         if !plugin.is_file() {
-            return Err(Error::MissingFile { path: plugin, what: "the python plugin's build script, which computes its link flags" });
+            return Err(Error::MissingFile {
+                path: plugin,
+                what: "the python plugin's build script, which computes its link flags",
+            });
         }
-        Ok(UwsgiTree { root: dir.to_path_buf(), version })
+        Ok(UwsgiTree {
+            root: dir.to_path_buf(),
+            version,
+        })
     }
 
     /// The folder.
@@ -59,7 +82,11 @@ impl UwsgiTree {
 
 fn tree_below(dir: &Path) -> Option<PathBuf> {
     let entries = fs::read_dir(dir).ok()?;
-    let found: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.join("uwsgiconfig.py").is_file()).collect();
+    let found: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("uwsgiconfig.py").is_file())
+        .collect();
     match found.as_slice() {
         [one] => Some(one.clone()),
         _ => None,
@@ -128,7 +155,12 @@ impl Report {
 
     /// Whether an operation changed (or would change) any file.
     pub fn changed(&self) -> bool {
-        self.files.iter().any(|f| matches!(f.outcome, Outcome::Applied | Outcome::Reverted | Outcome::NeedsPatch))
+        self.files.iter().any(|f| {
+            matches!(
+                f.outcome,
+                Outcome::Applied | Outcome::Reverted | Outcome::NeedsPatch
+            )
+        })
     }
 }
 
@@ -140,12 +172,21 @@ struct Prepared {
 fn read_tree_file(tree: &UwsgiTree, file: FileKind) -> Result<(PathBuf, Vec<u8>, String)> {
     let path = tree.root.join(file.rel_path());
     let bytes = fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
-    let doc = std::str::from_utf8(&bytes).map_err(|e| Error::NotUtf8 { path: path.clone(), offset: e.valid_up_to() })?.to_string();
+    let doc = std::str::from_utf8(&bytes)
+        .map_err(|e| Error::NotUtf8 {
+            path: path.clone(),
+            offset: e.valid_up_to(),
+        })?
+        .to_string();
     Ok((path, bytes, doc))
 }
 
 /// Work out every file's new bytes for `plan` (apply) or for upstream (revert, `plan = None`).
-fn prepare(tree: &UwsgiTree, plan: Option<&LinkPlan>, changed_outcome: Outcome) -> Result<Prepared> {
+fn prepare(
+    tree: &UwsgiTree,
+    plan: Option<&LinkPlan>,
+    changed_outcome: Outcome,
+) -> Result<Prepared> {
     let mut changes = Vec::new();
     let mut files = Vec::new();
     let mut plugin_variant = PluginVariant::Unknown;
@@ -180,9 +221,21 @@ fn prepare(tree: &UwsgiTree, plan: Option<&LinkPlan>, changed_outcome: Outcome) 
                 },
             })
             .collect();
-        files.push(FileReport { path: file.rel_path().to_string(), outcome: if changed { changed_outcome } else { Outcome::Unchanged }, recipes });
+        files.push(FileReport {
+            path: file.rel_path().to_string(),
+            outcome: if changed {
+                changed_outcome
+            } else {
+                Outcome::Unchanged
+            },
+            recipes,
+        });
         if changed {
-            changes.push(Change { path, before: Some(before), after: Some(after.into_bytes()) });
+            changes.push(Change {
+                path,
+                before: Some(before),
+                after: Some(after.into_bytes()),
+            });
         }
     }
     let plan_path = tree.root.join(PLAN_FILE);
@@ -191,23 +244,44 @@ fn prepare(tree: &UwsgiTree, plan: Option<&LinkPlan>, changed_outcome: Outcome) 
         Some(plan) => {
             let existing = match &plan_before {
                 Some(bytes) => {
-                    let text = std::str::from_utf8(bytes).map_err(|e| Error::BadPlan { path: plan_path.clone(), problem: e.to_string() })?;
+                    let text = std::str::from_utf8(bytes).map_err(|e| Error::BadPlan {
+                        path: plan_path.clone(),
+                        problem: e.to_string(),
+                    })?;
                     Some(PlanFile::parse(text, &plan_path)?)
                 }
                 None => None,
             };
             // Keep the file byte-identical when the plan for this Python is already there.
             match existing {
-                Some(existing) if existing.plan_for(&plan.python) == Some(plan) => plan_before.clone(),
-                existing => Some(PlanFile::with_plan(existing.as_ref(), plan.clone()).to_text().into_bytes()),
+                Some(existing) if existing.plan_for(&plan.python) == Some(plan) => {
+                    plan_before.clone()
+                }
+                existing => Some(
+                    PlanFile::with_plan(existing.as_ref(), plan.clone())
+                        .to_text()
+                        .into_bytes(),
+                ),
             }
         }
         None => None,
     };
     let plan_changed = plan_after != plan_before;
-    files.push(FileReport { path: PLAN_FILE.to_string(), outcome: if plan_changed { changed_outcome } else { Outcome::Unchanged }, recipes: Vec::new() });
+    files.push(FileReport {
+        path: PLAN_FILE.to_string(),
+        outcome: if plan_changed {
+            changed_outcome
+        } else {
+            Outcome::Unchanged
+        },
+        recipes: Vec::new(),
+    });
     if plan_changed {
-        changes.push(Change { path: plan_path, before: plan_before, after: plan_after });
+        changes.push(Change {
+            path: plan_path,
+            before: plan_before,
+            after: plan_after,
+        });
     }
     let report = Report {
         tree: tree.root.clone(),
@@ -260,13 +334,34 @@ pub fn diff(dir: &Path, options: &Options) -> Result<(Report, String)> {
     let prepared = planned(dir, options, Outcome::NeedsPatch)?;
     let mut out = String::new();
     for change in &prepared.changes {
-        let rel = change.path.strip_prefix(dir).unwrap_or(&change.path).display().to_string();
-        let before = String::from_utf8_lossy(change.before.as_deref().unwrap_or_default()).into_owned();
-        let after = String::from_utf8_lossy(change.after.as_deref().unwrap_or_default()).into_owned();
-        let old_name = if change.before.is_some() { format!("a/{rel}") } else { "/dev/null".to_string() };
-        let new_name = if change.after.is_some() { format!("b/{rel}") } else { "/dev/null".to_string() };
+        let rel = change
+            .path
+            .strip_prefix(dir)
+            .unwrap_or(&change.path)
+            .display()
+            .to_string();
+        let before =
+            String::from_utf8_lossy(change.before.as_deref().unwrap_or_default()).into_owned();
+        let after =
+            String::from_utf8_lossy(change.after.as_deref().unwrap_or_default()).into_owned();
+        let old_name = if change.before.is_some() {
+            format!("a/{rel}")
+        } else {
+            "/dev/null".to_string()
+        };
+        let new_name = if change.after.is_some() {
+            format!("b/{rel}")
+        } else {
+            "/dev/null".to_string()
+        };
         let text_diff = similar::TextDiff::from_lines(&before, &after);
-        out.push_str(&text_diff.unified_diff().context_radius(3).header(&old_name, &new_name).to_string());
+        out.push_str(
+            &text_diff
+                .unified_diff()
+                .context_radius(3)
+                .header(&old_name, &new_name)
+                .to_string(),
+        );
     }
     Ok((prepared.report, out))
 }

@@ -5,7 +5,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use patch_uwsgi::{FileKind, Interpreter, LinkPlan, Located, Mode, Options, Outcome, PluginVariant, Source};
+use patch_uwsgi::{
+    FileKind, Interpreter, LinkPlan, Located, Mode, Options, Outcome, PluginVariant, Source,
+};
 use support::{repo, sample_tree, sample_versions, snapshot_dir};
 
 /// A plan made from the saved probe of pyenv's CPython 3.12.1, with the archive where a
@@ -13,12 +15,19 @@ use support::{repo, sample_tree, sample_versions, snapshot_dir};
 fn plan_312() -> LinkPlan {
     let dump = repo().join("vendor-samples/sysconfig/pyenv-cpython-3.12.1.json");
     let interp = Interpreter::from_json(&std::fs::read_to_string(&dump).unwrap(), &dump).unwrap();
-    let located = Located { path: PathBuf::from("/opt/_internal/cpython-3.12.1/lib/libpython3.12.a"), source: Source::ManylinuxTarball, tried: vec![] };
+    let located = Located {
+        path: PathBuf::from("/opt/_internal/cpython-3.12.1/lib/libpython3.12.a"),
+        source: Source::ManylinuxTarball,
+        tried: vec![],
+    };
     LinkPlan::with_archive(&interp, Mode::Static, Some(&located), true)
 }
 
 fn options() -> Options {
-    Options { link_plan: Some(plan_312()), ..Options::default() }
+    Options {
+        link_plan: Some(plan_312()),
+        ..Options::default()
+    }
 }
 
 #[test]
@@ -27,7 +36,9 @@ fn snapshots_of_every_release() {
         let dir = config.parent().unwrap();
         let version = dir.file_name().unwrap().to_str().unwrap();
         let plugin = std::fs::read_to_string(dir.join(FileKind::PythonPlugin.rel_path())).unwrap();
-        let patched = patch_uwsgi::patch_text(FileKind::PythonPlugin, &plugin, "uwsgiplugin.py".as_ref()).unwrap();
+        let patched =
+            patch_uwsgi::patch_text(FileKind::PythonPlugin, &plugin, "uwsgiplugin.py".as_ref())
+                .unwrap();
         insta::assert_snapshot!(format!("plugin-{version}"), patched.text);
         let (_tmp, tree) = sample_tree(version);
         let (report, diff) = patch_uwsgi::diff(&tree, &options()).unwrap();
@@ -67,15 +78,31 @@ fn apply_check_revert_laws_on_every_release() {
         let pristine = snapshot_dir(&tree);
 
         let before = patch_uwsgi::check(&tree, &options()).unwrap();
-        assert_eq!(file_outcomes(&before), [Outcome::NeedsPatch; 3], "{version}");
-        assert_eq!(snapshot_dir(&tree), pristine, "{version}: check changed the tree");
+        assert_eq!(
+            file_outcomes(&before),
+            [Outcome::NeedsPatch; 3],
+            "{version}"
+        );
+        assert_eq!(
+            snapshot_dir(&tree),
+            pristine,
+            "{version}: check changed the tree"
+        );
 
         let first = patch_uwsgi::apply(&tree, &options()).unwrap();
         assert_eq!(file_outcomes(&first), [Outcome::Applied; 3], "{version}");
-        let recipes: Vec<(&str, Outcome)> = first.files.iter().flat_map(|f| f.recipes.iter().map(|r| (r.id, r.outcome))).collect();
+        let recipes: Vec<(&str, Outcome)> = first
+            .files
+            .iter()
+            .flat_map(|f| f.recipes.iter().map(|r| (r.id, r.outcome)))
+            .collect();
         assert_eq!(
             recipes,
-            [("rebuild-guard", Outcome::Applied), ("strip-literal-lpython", Outcome::NotNeeded), ("plugin-link-plan", Outcome::Applied)],
+            [
+                ("rebuild-guard", Outcome::Applied),
+                ("strip-literal-lpython", Outcome::NotNeeded),
+                ("plugin-link-plan", Outcome::Applied)
+            ],
             "{version}"
         );
         let patched = snapshot_dir(&tree);
@@ -83,7 +110,11 @@ fn apply_check_revert_laws_on_every_release() {
 
         let second = patch_uwsgi::apply(&tree, &options()).unwrap();
         assert_eq!(file_outcomes(&second), [Outcome::Unchanged; 3], "{version}");
-        assert_eq!(snapshot_dir(&tree), patched, "{version}: apply twice differs from apply once");
+        assert_eq!(
+            snapshot_dir(&tree),
+            patched,
+            "{version}: apply twice differs from apply once"
+        );
 
         let after = patch_uwsgi::check(&tree, &options()).unwrap();
         assert!(!after.needs_work(), "{version}");
@@ -91,8 +122,16 @@ fn apply_check_revert_laws_on_every_release() {
         assert_eq!(diff, "", "{version}");
 
         let reverted = patch_uwsgi::revert(&tree).unwrap();
-        assert_eq!(file_outcomes(&reverted), [Outcome::Reverted; 3], "{version}");
-        assert_eq!(snapshot_dir(&tree), pristine, "{version}: revert is not byte-exact");
+        assert_eq!(
+            file_outcomes(&reverted),
+            [Outcome::Reverted; 3],
+            "{version}"
+        );
+        assert_eq!(
+            snapshot_dir(&tree),
+            pristine,
+            "{version}: revert is not byte-exact"
+        );
         let again = patch_uwsgi::revert(&tree).unwrap();
         assert_eq!(file_outcomes(&again), [Outcome::Unchanged; 3], "{version}");
     }
@@ -104,16 +143,27 @@ fn patched_files_compile_under_every_pyenv_python() {
     // plugin_exec.rs.
     let (_tmp, tree) = sample_tree("2.0.31");
     patch_uwsgi::apply(&tree, &options()).unwrap();
-    for minor in ["2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"] {
-        let Some((_, python)) = support::require_python(minor) else { continue };
+    for minor in [
+        "2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13",
+    ] {
+        let Some((_, python)) = support::require_python(minor) else {
+            continue;
+        };
         for file in ["uwsgiconfig.py", "plugins/python/uwsgiplugin.py"] {
             let source = tree.join(file);
             let out = std::process::Command::new(&python)
-                .args(["-c", "import sys; compile(open(sys.argv[1]).read(), sys.argv[1], 'exec')"])
+                .args([
+                    "-c",
+                    "import sys; compile(open(sys.argv[1]).read(), sys.argv[1], 'exec')",
+                ])
                 .arg(&source)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{minor} {file}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{minor} {file}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
@@ -125,11 +175,25 @@ fn plan_file_keeps_other_pythons() {
     let dump = repo().join("vendor-samples/sysconfig/pyenv-cpython-3.8.18.json");
     let interp = Interpreter::from_json(&std::fs::read_to_string(&dump).unwrap(), &dump).unwrap();
     let other = LinkPlan::with_archive(&interp, Mode::Nolib, None, false);
-    let report = patch_uwsgi::apply(&tree, &Options { link_plan: Some(other.clone()), ..Options::default() }).unwrap();
-    assert_eq!(file_outcomes(&report), [Outcome::Unchanged, Outcome::Unchanged, Outcome::Applied]);
+    let report = patch_uwsgi::apply(
+        &tree,
+        &Options {
+            link_plan: Some(other.clone()),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        file_outcomes(&report),
+        [Outcome::Unchanged, Outcome::Unchanged, Outcome::Applied]
+    );
     let text = std::fs::read_to_string(tree.join(patch_uwsgi::PLAN_FILE)).unwrap();
     let file = patch_uwsgi::PlanFile::parse(&text, Path::new("plan")).unwrap();
-    let versions: Vec<&str> = file.plans.iter().map(|p| p.python.version.as_str()).collect();
+    let versions: Vec<&str> = file
+        .plans
+        .iter()
+        .map(|p| p.python.version.as_str())
+        .collect();
     assert_eq!(versions, ["3.12.1", "3.8.18"]);
     assert_eq!(file.plan_for(&other.python), Some(&other));
 }

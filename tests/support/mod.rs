@@ -18,8 +18,16 @@ pub fn sample_versions() -> Vec<String> {
         .filter(|e| e.path().join("uwsgiconfig.py").is_file())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    versions.sort_by_key(|v| v.split('.').map(|p| p.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>());
-    assert!(versions.len() >= 17, "vendor-samples holds {} trees", versions.len());
+    versions.sort_by_key(|v| {
+        v.split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0))
+            .collect::<Vec<_>>()
+    });
+    assert!(
+        versions.len() >= 17,
+        "vendor-samples holds {} trees",
+        versions.len()
+    );
     versions
 }
 
@@ -53,7 +61,10 @@ pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             if entry.file_type().unwrap().is_dir() {
                 walk(base, &path, out);
             } else {
-                out.push((path.strip_prefix(base).unwrap().to_path_buf(), std::fs::read(&path).unwrap_or_default()));
+                out.push((
+                    path.strip_prefix(base).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap_or_default(),
+                ));
             }
         }
     }
@@ -76,7 +87,11 @@ pub fn missing(what: &str) {
 
 /// The pyenv root.
 pub fn pyenv_root() -> PathBuf {
-    std::env::var_os("PYENV_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".pyenv"))
+    std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".pyenv")
+        })
 }
 
 /// The pyenv CPython whose version starts with `minor` (e.g. "3.12"), as `(X.Y.Z, bin/pythonX.Y)`.
@@ -85,11 +100,19 @@ pub fn pyenv_python(minor: &str) -> Option<(String, PathBuf)> {
     let mut found: Vec<String> = versions
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|v| v.strip_prefix(minor).is_some_and(|rest| rest.starts_with('.')) && v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .filter(|v| {
+            v.strip_prefix(minor)
+                .is_some_and(|rest| rest.starts_with('.'))
+                && v.chars().all(|c| c.is_ascii_digit() || c == '.')
+        })
         .collect();
     found.sort();
     let version = found.pop()?;
-    let exe = pyenv_root().join("versions").join(&version).join("bin").join(format!("python{minor}"));
+    let exe = pyenv_root()
+        .join("versions")
+        .join(&version)
+        .join("bin")
+        .join(format!("python{minor}"));
     exe.is_file().then_some((version, exe))
 }
 
@@ -129,13 +152,29 @@ pub fn static_python(minor: &str) -> Option<StaticPython> {
         .arg(&name)
         .output()
         .unwrap();
-    assert!(out.status.success(), "make_static_prefix.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "make_static_prefix.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let python = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
     let libpl = Command::new(&original).args(["-c", "import sysconfig; print(sysconfig.get_config_var('LIBPL') + '/' + sysconfig.get_config_var('LIBRARY'))"]).output().unwrap();
     let archive = PathBuf::from(String::from_utf8(libpl.stdout).unwrap().trim());
-    assert!(archive.is_file(), "{} has no archive at {}", original.display(), archive.display());
+    assert!(
+        archive.is_file(),
+        "{} has no archive at {}",
+        original.display(),
+        archive.display()
+    );
     let prefix = root.path().canonicalize().unwrap().join(&name);
-    Some(StaticPython { root, version, python, prefix, archive, original })
+    Some(StaticPython {
+        root,
+        version,
+        python,
+        prefix,
+        archive,
+        original,
+    })
 }
 
 /// The real `patch_uwsgi` binary.
@@ -152,27 +191,49 @@ pub fn run(args: &[&std::ffi::OsStr]) -> Output {
 
 /// Text of stdout and stderr.
 pub fn texts(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Execute the tree's `plugins/python/uwsgiplugin.py` the way uwsgiconfig.py does (exec in a
 /// fresh namespace, cwd = tree) under `python` with extra `argv` and `env`; returns the JSON
 /// `{"LIBS": [...], "LDFLAGS": [...], "LD_RUN_PATH": ...}` or the failure output.
-pub fn exec_plugin(python: &Path, tree: &Path, argv: &[&str], env: &[(&str, &str)]) -> Result<serde_json::Value, String> {
+pub fn exec_plugin(
+    python: &Path,
+    tree: &Path,
+    argv: &[&str],
+    env: &[(&str, &str)],
+) -> Result<serde_json::Value, String> {
     const RUNNER: &str = "import json, os, sys\n\
         sys.argv = ['uwsgiconfig.py'] + sys.argv[1:]\n\
         up = {}\n\
         exec(open('plugins/python/uwsgiplugin.py').read(), up)\n\
         sys.stdout.write(json.dumps({'LIBS': up['LIBS'], 'LDFLAGS': up['LDFLAGS'], 'LD_RUN_PATH': os.environ.get('LD_RUN_PATH')}))\n";
     let mut cmd = Command::new(python);
-    cmd.current_dir(tree).arg("-c").arg(RUNNER).args(argv).env_remove("UWSGI_PYTHON_NOLIB").env_remove("LD_RUN_PATH");
+    cmd.current_dir(tree)
+        .arg("-c")
+        .arg(RUNNER)
+        .args(argv)
+        .env_remove("UWSGI_PYTHON_NOLIB")
+        .env_remove("LD_RUN_PATH");
     for (k, v) in env {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
     if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad runner output {e}: {}", String::from_utf8_lossy(&out.stdout))))
+        Ok(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "bad runner output {e}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        }))
     } else {
-        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }

@@ -1,0 +1,320 @@
+//! The real binary on temp copies: exit codes, reports, and bad input leaving the tree as it was.
+
+mod support;
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use support::{run, sample_tree, snapshot_dir, texts};
+
+fn python312() -> Option<std::path::PathBuf> {
+    support::require_python("3.12").map(|(_, p)| p)
+}
+
+fn cmd(args: &[&str], tree: &Path, python: &Path) -> std::process::Output {
+    let mut all: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    all.push(tree.as_os_str());
+    all.push(OsStr::new("--python"));
+    all.push(python.as_os_str());
+    run(&all)
+}
+
+#[test]
+fn apply_check_diff_revert_exit_codes_and_json() {
+    let Some(python) = python312() else { return };
+    let (_tmp, tree) = sample_tree("2.0.31");
+    let pristine = snapshot_dir(&tree);
+
+    let out = cmd(&["check"], &tree, &python);
+    assert_eq!(out.status.code(), Some(1), "{:?}", texts(&out));
+    assert!(texts(&out).0.contains("needs-patch"));
+
+    let out = cmd(&["diff"], &tree, &python);
+    assert_eq!(out.status.code(), Some(0));
+    let diff = texts(&out).0;
+    assert!(
+        diff.contains("--- a/uwsgiconfig.py\n+++ b/uwsgiconfig.py")
+            && diff.contains("+++ b/plugins/python/patch_uwsgi_plan.json"),
+        "{diff}"
+    );
+    assert_eq!(snapshot_dir(&tree), pristine, "diff changed the tree");
+
+    let out = cmd(&["apply", "--json"], &tree, &python);
+    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["uwsgi_version"], "2.0.31");
+    // pyenv's CPython is built --enable-shared: auto mode keeps uWSGI's own shared link.
+    assert_eq!(report["mode"], "shared");
+    assert_eq!(report["libpython"], serde_json::Value::Null);
+    let outcomes: Vec<(&str, &str)> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap(), f["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("uwsgiconfig.py", "applied"),
+            ("plugins/python/uwsgiplugin.py", "applied"),
+            ("plugins/python/patch_uwsgi_plan.json", "applied")
+        ]
+    );
+
+    let out = cmd(&["apply", "--json"], &tree, &python);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["outcome"] == "unchanged"),
+        "{report}"
+    );
+
+    let out = cmd(&["check", "--quiet"], &tree, &python);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+
+    // The static archive of the same interpreter, asked for explicitly.
+    let archive = std::process::Command::new(&python)
+        .args(["-c", "import sysconfig; print(sysconfig.get_config_var('LIBPL') + '/' + sysconfig.get_config_var('LIBRARY'))"])
+        .output()
+        .unwrap();
+    let archive = String::from_utf8(archive.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let out = cmd(
+        &["check", "--mode", "static", "--libpython", &archive],
+        &tree,
+        &python,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a plan change is work to do: {:?}",
+        texts(&out)
+    );
+    let out = cmd(
+        &[
+            "apply",
+            "--mode",
+            "static",
+            "--libpython",
+            &archive,
+            "--json",
+        ],
+        &tree,
+        &python,
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["mode"], "static");
+    assert_eq!(report["libpython"], archive.as_str());
+
+    let out = run(&[OsStr::new("revert"), tree.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+    assert_eq!(snapshot_dir(&tree), pristine, "revert is not byte-exact");
+}
+
+#[test]
+fn version_help_and_usage_errors() {
+    let out = run(&[OsStr::new("--version")]);
+    assert_eq!(
+        texts(&out).0.trim(),
+        format!("patch_uwsgi {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = run(&[OsStr::new("--help")]);
+    assert!(texts(&out).0.contains("patch_uwsgi apply  [DIR]"));
+    for args in [
+        &["frobnicate"][..],
+        &[],
+        &["apply", "--mode", "dynamic"],
+        &["apply", "--bogus"],
+    ] {
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            texts(&out).1.contains("--help"),
+            "{args:?}: {:?}",
+            texts(&out)
+        );
+    }
+}
+
+/// How to break a fresh 2.0.31 copy for one bad-input case.
+type Breaker = Box<dyn Fn(&Path)>;
+
+#[test]
+fn bad_input_exits_2_names_the_problem_and_changes_nothing() {
+    let Some(python) = python312() else { return };
+    let edit = |tree: &Path, file: &str, from: &str, to: &str| {
+        let path = tree.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{from}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    };
+    let cases: Vec<(&str, Breaker, &[&str])> = vec![
+        (
+            "missing plugin",
+            Box::new(|t: &Path| {
+                std::fs::remove_file(t.join("plugins/python/uwsgiplugin.py")).unwrap()
+            }),
+            &["uwsgiplugin.py is missing"],
+        ),
+        (
+            "anchor removed",
+            Box::new(move |t: &Path| {
+                edit(
+                    t,
+                    "plugins/python/uwsgiplugin.py",
+                    "else:\n    LIBS = []",
+                    "LIBS = LIBS",
+                )
+            }),
+            &[
+                "uwsgiplugin.py",
+                "recipe `plugin-link-plan`",
+                "found nothing",
+            ],
+        ),
+        (
+            "anchor duplicated",
+            Box::new(move |t: &Path| {
+                edit(
+                    t,
+                    "plugins/python/uwsgiplugin.py",
+                    "else:\n    LIBS = []",
+                    "else:\n    LIBS = []\nelse:\n    LIBS = []",
+                )
+            }),
+            &["recipe `plugin-link-plan`", "2 matches, at lines 101, 103"],
+        ),
+        (
+            "anchor indented",
+            Box::new(move |t: &Path| {
+                edit(
+                    t,
+                    "uwsgiconfig.py",
+                    "uwsgi_version = '2.0.31'",
+                    "if True:\n    uwsgi_version = '2.0.31'",
+                )
+            }),
+            &["has no line `uwsgi_version"],
+        ),
+        (
+            "legacy block",
+            Box::new(move |t: &Path| {
+                let path = t.join("plugins/python/uwsgiplugin.py");
+                let mut text = std::fs::read_to_string(&path).unwrap();
+                text.push_str(
+                    "# ci: append static libpython\nLIBS.append('/opt/libpython3.12.a')\n",
+                );
+                std::fs::write(&path, text).unwrap();
+            }),
+            &[
+                "line 103",
+                "hand-appended block",
+                "# ci: append static libpython",
+            ],
+        ),
+        (
+            "not utf-8",
+            Box::new(|t: &Path| {
+                let path = t.join("uwsgiconfig.py");
+                let mut bytes = std::fs::read(&path).unwrap();
+                bytes.extend_from_slice(b"# \xff\n");
+                std::fs::write(&path, bytes).unwrap();
+            }),
+            &["uwsgiconfig.py is not valid UTF-8"],
+        ),
+    ];
+    for (name, breaker, wanted) in cases {
+        let (_tmp, tree) = sample_tree("2.0.31");
+        breaker(&tree);
+        let before = snapshot_dir(&tree);
+        let out = cmd(&["apply"], &tree, &python);
+        let (_, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        for w in wanted {
+            assert!(stderr.contains(w), "{name}: wanted {w:?} in {stderr}");
+        }
+        assert_eq!(snapshot_dir(&tree), before, "{name}: the tree changed");
+    }
+}
+
+#[test]
+fn bad_folders_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let project = dir.path().join("project");
+    let (_tmp, tree) = sample_tree("2.0.31");
+    support::copy_tree(&tree, &project.join("uwsgi"));
+    let cases: Vec<(std::path::PathBuf, String)> = vec![
+        (dir.path().join("nope"), "is not a folder".into()),
+        (file.clone(), "is not a folder".into()),
+        (
+            project.clone(),
+            format!(
+                "a uWSGI tree sits one level below, at {}",
+                project.join("uwsgi").display()
+            ),
+        ),
+    ];
+    for (path, wanted) in cases {
+        for command in ["apply", "revert", "check", "diff"] {
+            let out = run(&[
+                OsStr::new(command),
+                path.as_os_str(),
+                OsStr::new("--python"),
+                OsStr::new("/nonexistent/python"),
+            ]);
+            let (_, stderr) = texts(&out);
+            assert_eq!(out.status.code(), Some(2), "{command} {}", path.display());
+            assert!(
+                stderr.contains(&wanted) && stderr.contains(&path.display().to_string()),
+                "{command}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn interpreter_problems_exit_2() {
+    let (_tmp, tree) = sample_tree("2.0.31");
+    let before = snapshot_dir(&tree);
+    let dir = tempfile::tempdir().unwrap();
+    let fake_pypy = dir.path().join("pypy3");
+    std::fs::write(
+        &fake_pypy,
+        "#!/bin/sh\necho '{\"implementation\": \"PyPy\", \"version\": \"3.10.14\", \"abiflags\": \"\", \"executable\": \"/x\", \"prefix\": \"/x\", \"base_prefix\": \"/x\", \"builtin_modules\": [], \"config\": {}}'\n",
+    )
+    .unwrap();
+    let not_python = dir.path().join("false-python");
+    std::fs::write(
+        &not_python,
+        "#!/bin/sh\necho 'I am not Python' >&2\nexit 3\n",
+    )
+    .unwrap();
+    for script in [&fake_pypy, &not_python] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let cases: Vec<(&Path, &str)> = vec![
+        (Path::new("/nonexistent/python"), "cannot run it"),
+        (&fake_pypy, "is PyPy 3.10.14, not CPython"),
+        (&not_python, "I am not Python"),
+    ];
+    for (python, wanted) in cases {
+        let out = cmd(&["apply"], &tree, python);
+        let (_, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(wanted) && stderr.contains(&python.display().to_string()),
+            "{stderr}"
+        );
+    }
+    assert_eq!(snapshot_dir(&tree), before);
+}
