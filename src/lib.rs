@@ -36,7 +36,10 @@ pub use recipe::{
     is_patched, patch_text, recipes_for, revert_text, FileKind, Outcome, PatchedText,
     PluginVariant, Recipe, RECIPES,
 };
-pub use tree::{apply, check, diff, revert, FileReport, Options, RecipeReport, Report, UwsgiTree};
+pub use tree::{
+    apply, check, diff, locate, revert, FileReport, Location, Options, RecipeReport, Report,
+    UwsgiTree,
+};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -113,6 +113,90 @@ pub struct SearchOptions {
     pub explicit: Option<PathBuf>,
     /// Value of `PATCH_UWSGI_LIBPYTHON`; tried second.
     pub env: Option<PathBuf>,
+    /// Folder holding manylinux's `static-libs-for-embedding-only.tar.xz` (default
+    /// [`MANYLINUX_ROOT`]).
+    pub manylinux_root: Option<PathBuf>,
+    /// Where to extract the archive when the interpreter's `lib` folder is not writable
+    /// (default `$XDG_CACHE_HOME/patch-uwsgi`, else `~/.cache/patch-uwsgi`).
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Where manylinux keeps its interpreters and the tarball of their static libraries.
+pub const MANYLINUX_ROOT: &str = "/opt/_internal";
+
+/// The tarball's file name (manylinux PR #1250).
+pub const MANYLINUX_TARBALL: &str = "static-libs-for-embedding-only.tar.xz";
+
+fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("patch-uwsgi")
+}
+
+/// Extract one member of a `.tar.xz` to `dest` atomically, decompressing only up to that
+/// member. Returns a rejection reason on failure (missing member, corrupt or truncated
+/// tarball, member not an archive).
+fn extract_member(tarball: &Path, member: &str, dest: &Path) -> std::result::Result<(), String> {
+    use std::io::{Seek, SeekFrom};
+    let file = fs::File::open(tarball).map_err(|e| format!("cannot open: {e}"))?;
+    let decoder = liblzma::read::XzDecoder::new(std::io::BufReader::with_capacity(1 << 16, file));
+    let mut archive = tar::Archive::new(decoder);
+    let entries = archive
+        .entries()
+        .map_err(|e| format!("cannot read the tarball: {e}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("corrupt or truncated tarball: {e}"))?;
+        let path = entry
+            .path()
+            .map_err(|e| format!("bad member name: {e}"))?
+            .into_owned();
+        if path.to_string_lossy().trim_start_matches("./") != member {
+            continue;
+        }
+        let folder = dest.parent().expect("destination has a folder");
+        fs::create_dir_all(folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(crate::fsio::TEMP_PREFIX)
+            .tempfile_in(folder)
+            .map_err(|e| format!("cannot write in {}: {e}", folder.display()))?;
+        std::io::copy(&mut entry, &mut temp)
+            .map_err(|e| format!("corrupt or truncated tarball while extracting {member}: {e}"))?;
+        let mut magic = [0u8; 8];
+        let f = temp.as_file_mut();
+        f.seek(SeekFrom::Start(0))
+            .and_then(|_| f.read_exact(&mut magic))
+            .map_err(|e| format!("member {member} is too short to be an ar archive: {e}"))?;
+        if &magic != b"!<arch>\n" {
+            return Err(format!(
+                "member {member} is not an ar archive (no !<arch> magic)"
+            ));
+        }
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644));
+        }
+        temp.persist(dest).map_err(|e| {
+            format!(
+                "cannot move the extracted archive to {}: {}",
+                dest.display(),
+                e.error
+            )
+        })?;
+        return Ok(());
+    }
+    Err(format!("has no member {member}"))
+}
+
+/// Whether a new file can be created in `dir` (it exists and is writable).
+fn writable_dir(dir: &Path) -> bool {
+    tempfile::Builder::new()
+        .prefix(crate::fsio::TEMP_PREFIX)
+        .tempfile_in(dir)
+        .is_ok()
 }
 
 /// Find the static archive for `interp`. Errors list every candidate with its rejection.
@@ -176,9 +260,11 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
                 .flatten()
                 .map(|e| e.path())
                 .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("config"))
+                    // `config` (2.7), `config-3.12-x86_64-linux-gnu`, `config-3.7m`, ...
+                    p.is_dir()
+                        && p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n == "config" || n.starts_with("config-"))
                 })
                 .collect();
             configs.sort();
@@ -208,11 +294,84 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
             });
         }
     }
-    Err(Error::NoLibpython {
-        python: interp.path.clone(),
-        wanted,
-        tried,
-    })
+    // manylinux: the archive is only inside the tarball, under the folder the interpreter's
+    // real prefix is named after (`cpython-3.14.0` and `cpython-3.14.0-nogil` stay apart).
+    let root = options
+        .manylinux_root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(MANYLINUX_ROOT));
+    let tarball = root.join(MANYLINUX_TARBALL);
+    let prefix_name = Path::new(&interp.base_prefix)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let member = format!("{prefix_name}/lib/{wanted}");
+    let cache = options
+        .cache_dir
+        .clone()
+        .unwrap_or_else(default_cache_dir)
+        .join(&member);
+    if !tried.iter().any(|c| c.path == cache) {
+        let rejected = reject_reason(&cache, &wanted);
+        let ok = rejected.is_none();
+        tried.push(Candidate {
+            path: cache.clone(),
+            source: Source::ManylinuxTarball,
+            rejected,
+        });
+        if ok {
+            return Ok(Located {
+                path: cache,
+                source: Source::ManylinuxTarball,
+                tried,
+            });
+        }
+    }
+    if !tarball.is_file() {
+        let rejected = Some("does not exist".to_string());
+        tried.push(Candidate {
+            path: tarball,
+            source: Source::ManylinuxTarball,
+            rejected,
+        });
+        return Err(Error::NoLibpython {
+            python: interp.path.clone(),
+            wanted,
+            tried,
+        });
+    }
+    let prefix_lib = Path::new(&interp.base_prefix).join("lib");
+    let dest = if writable_dir(&prefix_lib) {
+        prefix_lib.join(&wanted)
+    } else {
+        cache
+    };
+    match extract_member(&tarball, &member, &dest) {
+        Ok(()) => {
+            tried.push(Candidate {
+                path: tarball,
+                source: Source::ManylinuxTarball,
+                rejected: None,
+            });
+            Ok(Located {
+                path: dest,
+                source: Source::ManylinuxTarball,
+                tried,
+            })
+        }
+        Err(problem) => {
+            tried.push(Candidate {
+                path: tarball,
+                source: Source::ManylinuxTarball,
+                rejected: Some(problem),
+            });
+            Err(Error::NoLibpython {
+                python: interp.path.clone(),
+                wanted,
+                tried,
+            })
+        }
+    }
 }
 
 pub(crate) fn absolute(path: &Path) -> PathBuf {

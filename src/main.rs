@@ -14,11 +14,14 @@ usage:
   patch_uwsgi check  [DIR]   change nothing; exit 0 if patched and the plan fits this Python, 1 if not
   patch_uwsgi diff   [DIR]   change nothing; print the unified diff apply would make
   patch_uwsgi revert [DIR]   restore upstream bytes and remove the plan (needs no interpreter)
+  patch_uwsgi locate         find the static libpython of the target Python and print the plan
 
 options:
   --python PATH       target interpreter (default: `python` on PATH, then `python3`)
   --libpython PATH    use this static archive (also: PATCH_UWSGI_LIBPYTHON)
-  --mode MODE         auto|static|nolib (default auto: shared if the Python has a libpython.so)
+  --mode MODE         auto|static|nolib (default auto: shared if the Python has a libpython.so;
+                      locate defaults to static)
+  --manylinux-root DIR  folder with static-libs-for-embedding-only.tar.xz (default /opt/_internal)
   --json              report as JSON on stdout
   --quiet             print nothing but errors
   --help, --version
@@ -32,6 +35,7 @@ enum Command {
     Check,
     Diff,
     Revert,
+    Locate,
 }
 
 impl Command {
@@ -41,6 +45,7 @@ impl Command {
             Command::Check => "check",
             Command::Diff => "diff",
             Command::Revert => "revert",
+            Command::Locate => "locate",
         }
     }
 }
@@ -67,13 +72,16 @@ fn parse() -> Result<Parsed, lexopt::Error> {
     let mut options = Options::default();
     let mut json = false;
     let mut quiet = false;
+    let mut mode_given = false;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("help") | Short('h') => return Ok(Parsed::Help),
             Long("version") | Short('V') => return Ok(Parsed::Version),
             Long("python") => options.python = Some(parser.value()?.into()),
             Long("libpython") => options.plan.search.explicit = Some(parser.value()?.into()),
+            Long("manylinux-root") => options.plan.search.manylinux_root = Some(parser.value()?.into()),
             Long("mode") => {
+                mode_given = true;
                 options.plan.mode = match parser.value()?.string()?.as_str() {
                     "auto" => ModeChoice::Auto,
                     "static" => ModeChoice::Static,
@@ -93,20 +101,24 @@ fn parse() -> Result<Parsed, lexopt::Error> {
                     "check" => Command::Check,
                     "diff" => Command::Diff,
                     "revert" => Command::Revert,
+                    "locate" => Command::Locate,
                     other => {
                         return Err(format!(
-                        "unknown command {other:?}: use apply, check, diff or revert (see --help)"
+                        "unknown command {other:?}: use apply, check, diff, revert or locate (see --help)"
                     )
                         .into())
                     }
                 })
             }
-            Value(value) if dir.is_none() => dir = Some(PathBuf::from(value)),
+            Value(value) if dir.is_none() && command != Some(Command::Locate) => dir = Some(PathBuf::from(value)),
             _ => return Err(arg.unexpected()),
         }
     }
     let command =
-        command.ok_or("no command given: use apply, check, diff or revert (see --help)")?;
+        command.ok_or("no command given: use apply, check, diff, revert or locate (see --help)")?;
+    if command == Command::Locate && !mode_given {
+        options.plan.mode = ModeChoice::Static;
+    }
     if options.plan.search.explicit.is_none() {
         options.plan.search.env = std::env::var_os(LIBPYTHON_ENV)
             .filter(|v| !v.is_empty())
@@ -127,6 +139,7 @@ fn run(args: &Args) -> patch_uwsgi::Result<(Report, Option<String>)> {
         Command::Check => patch_uwsgi::check(&args.dir, &args.options).map(|r| (r, None)),
         Command::Diff => patch_uwsgi::diff(&args.dir, &args.options).map(|(r, d)| (r, Some(d))),
         Command::Revert => patch_uwsgi::revert(&args.dir).map(|r| (r, None)),
+        Command::Locate => unreachable!("locate is handled by run_locate"),
     }
 }
 
@@ -198,6 +211,83 @@ fn print_human(out: &mut impl Write, command: Command, report: &Report) -> std::
     Ok(())
 }
 
+fn print_error(command: Command, err: &patch_uwsgi::Error) -> ExitCode {
+    let mut message = format!("patch_uwsgi {}: error: {err}", command.name());
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    eprintln!("{message}");
+    ExitCode::from(2)
+}
+
+fn run_locate(args: &Args) -> ExitCode {
+    let found = match patch_uwsgi::locate(&args.options) {
+        Ok(found) => found,
+        Err(err) => return print_error(Command::Locate, &err),
+    };
+    let interp = &found.interpreter;
+    let plan = &found.plan;
+    let printed = if args.json {
+        let json = serde_json::json!({
+            "python": interp.path,
+            "version": interp.version,
+            "abiflags": interp.abiflags,
+            "shared": interp.shared(),
+            "free_threaded": interp.free_threaded(),
+            "mode": plan.mode.as_str(),
+            "libpython": plan.libpython,
+            "source": plan.source,
+            "libs": plan.libs,
+            "ldflags": plan.ldflags,
+            "no_pie": plan.no_pie,
+            "tried": found.tried,
+            "probe": interp,
+        });
+        println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+        Ok(())
+    } else if !args.quiet {
+        let mut out = std::io::stdout().lock();
+        (|| {
+            writeln!(
+                out,
+                "python {} (CPython {}{}, mode {})",
+                interp.path.display(),
+                interp.version,
+                interp.abiflags,
+                plan.mode.as_str()
+            )?;
+            if let (Some(path), Some(source)) = (&plan.libpython, plan.source) {
+                writeln!(out, "libpython {} (found by {source})", path.display())?;
+            }
+            writeln!(out, "libs after the objects: {}", plan.libs.join(" "))?;
+            if !plan.ldflags.is_empty() {
+                writeln!(out, "ldflags: {}", plan.ldflags.join(" "))?;
+            }
+            for candidate in &found.tried {
+                let verdict = candidate.rejected.as_deref().unwrap_or("chosen");
+                writeln!(
+                    out,
+                    "  tried {} ({}): {verdict}",
+                    candidate.path.display(),
+                    candidate.source
+                )?;
+            }
+            Ok::<(), std::io::Error>(())
+        })()
+    } else {
+        Ok(())
+    };
+    match printed {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("patch_uwsgi: cannot write the report: {err}");
+            ExitCode::from(2)
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(Parsed::Run(args)) => args,
@@ -214,6 +304,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.command == Command::Locate {
+        return run_locate(&args);
+    }
     match run(&args) {
         Ok((report, diff)) => {
             let stdout = std::io::stdout();
@@ -253,15 +346,6 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Err(err) => {
-            let mut message = format!("patch_uwsgi {}: error: {err}", args.command.name());
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                message.push_str(&format!("\n  caused by: {cause}"));
-                source = cause.source();
-            }
-            eprintln!("{message}");
-            ExitCode::from(2)
-        }
+        Err(err) => print_error(args.command, &err),
     }
 }

@@ -116,6 +116,14 @@ fn glibc_before_2_34(glibc: &str) -> bool {
 impl LinkPlan {
     /// Make the plan for `interp`, locating the archive when the mode needs one.
     pub fn new(interp: &Interpreter, options: &PlanOptions) -> Result<LinkPlan> {
+        Ok(Self::new_located(interp, options)?.0)
+    }
+
+    /// Like [`LinkPlan::new`], also returning the search result (every candidate looked at).
+    pub fn new_located(
+        interp: &Interpreter,
+        options: &PlanOptions,
+    ) -> Result<(LinkPlan, Option<Located>)> {
         let mode = match options.mode {
             ModeChoice::Nolib => Mode::Nolib,
             ModeChoice::Static => Mode::Static,
@@ -130,12 +138,13 @@ impl LinkPlan {
             Mode::Static => Some(locate_libpython(interp, &options.search)?),
             _ => None,
         };
-        Ok(Self::with_archive(
+        let plan = Self::with_archive(
             interp,
             mode,
             located.as_ref(),
             options.no_pie.unwrap_or(false),
-        ))
+        );
+        Ok((plan, located))
     }
 
     /// Make the plan from an archive already located (no search; only the library folders'

@@ -296,6 +296,32 @@ fn prepare(
     Ok(Prepared { changes, report })
 }
 
+/// What [`locate`] found.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The probed interpreter.
+    pub interpreter: Interpreter,
+    /// The plan for it.
+    pub plan: LinkPlan,
+    /// Every archive candidate looked at, the chosen one last.
+    pub tried: Vec<crate::Candidate>,
+}
+
+/// Probe the target interpreter and find its static libpython (unless the mode is `nolib` or
+/// an automatic `shared`); changes nothing but may extract the archive from manylinux's tarball.
+pub fn locate(options: &Options) -> Result<Location> {
+    let interpreter = match &options.interpreter {
+        Some(interp) => interp.clone(),
+        None => Interpreter::probe(&find_interpreter(options.python.as_deref())?)?,
+    };
+    let (plan, located) = LinkPlan::new_located(&interpreter, &options.plan)?;
+    Ok(Location {
+        interpreter,
+        plan,
+        tried: located.map(|l| l.tried).unwrap_or_default(),
+    })
+}
+
 fn make_plan(options: &Options) -> Result<(Option<PathBuf>, LinkPlan)> {
     if let Some(plan) = &options.link_plan {
         return Ok((None, plan.clone()));
