@@ -136,6 +136,15 @@ pub enum Error {
         tried: Vec<crate::Candidate>,
     },
 
+    /// The probe link of the archive failed with and without `-no-pie`.
+    #[error("{compiler} cannot link a program with the static libpython and its libraries:\n{message}\nInstall the missing libraries or pass --libpython with a usable archive")]
+    LinkProbe {
+        /// The compiler run.
+        compiler: String,
+        /// What it said.
+        message: String,
+    },
+
     /// An archive given explicitly is not usable.
     #[error("{path} cannot be used as libpython: {problem}")]
     BadLibpython {

@@ -18,6 +18,7 @@
 
 mod error;
 mod fsio;
+mod link;
 mod locate;
 mod plan;
 mod python;
@@ -26,6 +27,7 @@ mod text;
 mod tree;
 
 pub use error::{Error, Result};
+pub use link::needs_no_pie;
 pub use locate::{
     archive_name, locate_libpython, reject_reason, Candidate, Located, SearchOptions, Source,
     LIBPYTHON_ENV,

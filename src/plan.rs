@@ -138,12 +138,20 @@ impl LinkPlan {
             Mode::Static => Some(locate_libpython(interp, &options.search)?),
             _ => None,
         };
-        let plan = Self::with_archive(
+        let mut plan = Self::with_archive(
             interp,
             mode,
             located.as_ref(),
             options.no_pie.unwrap_or(false),
         );
+        // Decide -no-pie by a probe link, not by image name: a non-PIC archive (manylinux)
+        // fails in a PIE executable with a relocation error.
+        if mode == Mode::Static
+            && options.no_pie.is_none()
+            && crate::link::needs_no_pie(&plan.libs)?
+        {
+            plan = Self::with_archive(interp, mode, located.as_ref(), true);
+        }
         Ok((plan, located))
     }
 

@@ -346,3 +346,76 @@ fn pyenv_debian_and_venv_interpreters() {
             .to_string()
     );
 }
+
+#[test]
+fn non_pic_archive_gets_no_pie_by_a_probe_link() {
+    // A real non-PIC archive: one object compiled -fno-pic that takes an absolute address
+    // (R_X86_64_32), as manylinux's libpython objects do; a PIE link of it fails.
+    let Some(py) = static_python("3.12") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("x.c"),
+        "int v;\nlong addr(void) { return (long)&v; }\n",
+    )
+    .unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let ok = Command::new(&cc)
+        .args(["-c", "-fno-pic", "-fno-pie", "-O0", "-o"])
+        .arg(dir.path().join("x.o"))
+        .arg(dir.path().join("x.c"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let archive = dir.path().join("libpython3.12.a");
+    assert!(Command::new("ar")
+        .arg("rcs")
+        .arg(&archive)
+        .arg(dir.path().join("x.o"))
+        .status()
+        .unwrap()
+        .success());
+    let cache = tempfile::tempdir().unwrap();
+    let (code, json, stderr) = locate(
+        &py.python,
+        &[OsStr::new("--libpython"), archive.as_os_str()],
+        cache.path(),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(json["no_pie"], true);
+    assert_eq!(json["ldflags"], serde_json::json!(["-no-pie"]));
+
+    // The pyenv archive is PIC: no -no-pie.
+    let (_, json, _) = locate(
+        &py.python,
+        &[OsStr::new("--libpython"), py.archive.as_os_str()],
+        cache.path(),
+    );
+    assert_eq!(json["no_pie"], false);
+
+    // apply carries the flag into the plugin's LDFLAGS, for the executable link only.
+    let (_tmp, tree) = support::sample_tree("2.0.31");
+    let out = bin()
+        .args([
+            OsStr::new("apply"),
+            tree.as_os_str(),
+            OsStr::new("--python"),
+            py.python.as_os_str(),
+            OsStr::new("--libpython"),
+            archive.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+    assert!(texts(&out).0.contains("-no-pie"));
+    assert_eq!(
+        support::exec_plugin(&py.python, &tree, &[], &[]).unwrap()["LDFLAGS"],
+        serde_json::json!(["-no-pie"])
+    );
+    assert_eq!(
+        support::exec_plugin(&py.python, &tree, &["--plugin", "plugins/python"], &[]).unwrap()
+            ["LDFLAGS"],
+        serde_json::json!([])
+    );
+}
