@@ -1,0 +1,327 @@
+//! End to end: a real uWSGI sdist from PyPI, a static-only CPython whose archive is only in a
+//! fake manylinux tarball. The stock build fails to link; after `patch_uwsgi apply` it links,
+//! carries no libpython NEEDED and no RPATH, serves a WSGI app on 127.0.0.1 that imports
+//! lib-dynload modules, and a second Python rebuilds from the same tree.
+
+mod support;
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use support::{bin, static_python, texts, StaticPython};
+
+/// sdist sha256 values, as in vendor-samples/README.md.
+const SDISTS: &[(&str, &str)] = &[(
+    "2.0.31",
+    "e8f8b350ccc106ff93a65247b9136f529c14bf96b936ac5b264c6ff9d0c76257",
+)];
+
+/// Download (once; cached under target/) and verify a uWSGI sdist, then unpack it into `into`.
+fn uwsgi_source(version: &str, into: &Path) -> Option<PathBuf> {
+    let (_, sha) = SDISTS
+        .iter()
+        .find(|(v, _)| *v == version)
+        .expect("known sdist");
+    let cache = support::repo().join("target/e2e-sdists").join(version);
+    let find = || {
+        std::fs::read_dir(&cache)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+    };
+    if find().is_none() {
+        std::fs::create_dir_all(&cache).unwrap();
+        let out = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+            ])
+            .arg(&cache)
+            .arg(format!("uwsgi=={version}"))
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            support::missing(&format!(
+                "the uWSGI {version} sdist from PyPI ({})",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            return None;
+        }
+    }
+    let sdist = find().expect("sdist downloaded");
+    let digest = format!("{:x}", Sha256::digest(std::fs::read(&sdist).unwrap()));
+    assert_eq!(
+        &digest,
+        sha,
+        "{} does not match the recorded sha256",
+        sdist.display()
+    );
+    assert!(Command::new("tar")
+        .arg("-xzf")
+        .arg(&sdist)
+        .arg("-C")
+        .arg(into)
+        .status()
+        .unwrap()
+        .success());
+    Some(
+        std::fs::read_dir(into)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("uwsgiconfig.py").is_file())
+            .expect("unpacked tree"),
+    )
+}
+
+fn build(python: &Path, tree: &Path) -> (bool, String) {
+    let out = Command::new(python)
+        .current_dir(tree)
+        .args(["uwsgiconfig.py", "--build", "pyonly"])
+        .env("CPUCOUNT", "2")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn manylinux_root(py: &StaticPython) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let stage = tempfile::tempdir().unwrap();
+    let name = format!("cpython-{}", py.version);
+    let member = stage.path().join(&name).join("lib");
+    std::fs::create_dir_all(&member).unwrap();
+    std::fs::copy(&py.archive, member.join(py.archive.file_name().unwrap())).unwrap();
+    let status = Command::new("tar")
+        .env("XZ_OPT", "-1")
+        .arg("-cJf")
+        .arg(root.path().join("static-libs-for-embedding-only.tar.xz"))
+        .arg("-C")
+        .arg(stage.path())
+        .arg(&name)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    root
+}
+
+const MODULES: &[&str] = &[
+    "math",
+    "cmath",
+    "_socket",
+    "_json",
+    "_struct",
+    "select",
+    "_datetime",
+    "array",
+    "binascii",
+    "zlib",
+    "_csv",
+    "_bisect",
+    "_heapq",
+    "_random",
+    "_pickle",
+    "_posixsubprocess",
+    "fcntl",
+    "mmap",
+    "unicodedata",
+    "_contextvars",
+    "_queue",
+    "_statistics",
+];
+
+fn app(dir: &Path) -> PathBuf {
+    let path = dir.join("app.py");
+    let imports = MODULES.join(", ");
+    std::fs::write(
+        &path,
+        format!(
+            "import sys\nimport {imports}\n\
+             def application(environ, start_response):\n\
+             \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+             \x20   return [('%d.%d.%d' % tuple(sys.version_info[:3])).encode('ascii')]\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Start the binary on 127.0.0.1, GET /, stop it; returns the body.
+fn serve_once(binary: &Path, app: &Path) -> String {
+    let port = free_port();
+    let mut child = Command::new(binary)
+        .args([
+            "--http-socket",
+            &format!("127.0.0.1:{port}"),
+            "--master",
+            "--processes",
+            "1",
+            "--die-on-term",
+            "--wsgi-file",
+        ])
+        .arg(app)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut body = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("uwsgi exited ({status}): {err}");
+        }
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            stream
+                .write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                .unwrap();
+            let mut response = String::new();
+            let _ = stream.read_to_string(&mut response);
+            if response.starts_with("HTTP/1.") {
+                body = Some(response);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SIGTERM (die-on-term), then a bounded wait, then SIGKILL.
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let stopped = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if stopped.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("uwsgi did not stop within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let response = body.expect("no HTTP answer within 20 s");
+    assert!(
+        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+        "{response}"
+    );
+    response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn readelf_dynamic(binary: &Path) -> String {
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(binary)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn static_only_python_links_serves_and_rebuilds_for_a_second_python() {
+    let Some(py312) = static_python("3.12") else {
+        return;
+    };
+    let Some(py38) = static_python("3.8") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let Some(tree) = uwsgi_source("2.0.31", work.path()) else {
+        return;
+    };
+
+    // The failure being fixed.
+    let (ok, log) = build(&py312.python, &tree);
+    assert!(!ok, "the stock build linked: {log}");
+    assert!(
+        log.contains("cannot find -lpython3.12"),
+        "{}",
+        &log[log.len().saturating_sub(2000)..]
+    );
+
+    for py in [&py312, &py38] {
+        let root = manylinux_root(py);
+        let cache = tempfile::tempdir().unwrap();
+        let out = bin()
+            .env("XDG_CACHE_HOME", cache.path())
+            .args([
+                OsStr::new("apply"),
+                tree.as_os_str(),
+                OsStr::new("--python"),
+                py.python.as_os_str(),
+            ])
+            .arg("--manylinux-root")
+            .arg(root.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+        assert!(texts(&out).0.contains("mode static"), "{:?}", texts(&out));
+        let started = Instant::now();
+        let (ok, log) = build(&py.python, &tree);
+        assert!(
+            ok,
+            "patched build failed for {}: {}",
+            py.version,
+            &log[log.len().saturating_sub(3000)..]
+        );
+        eprintln!(
+            "uWSGI 2.0.31 built for {} in {:.1} s",
+            py.version,
+            started.elapsed().as_secs_f32()
+        );
+
+        let binary = tree.join("uwsgi");
+        let dynamic = readelf_dynamic(&binary);
+        assert!(!dynamic.contains("libpython"), "{dynamic}");
+        assert!(
+            !dynamic.contains("RPATH") && !dynamic.contains("RUNPATH"),
+            "{dynamic}"
+        );
+        let archives = Command::new("nm").arg("-D").arg(&binary).output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&archives.stdout).contains(" T Py_Initialize"),
+            "libpython is not inside the binary"
+        );
+
+        let body = serve_once(&binary, &app(work.path()));
+        assert_eq!(body, py.version, "served by the wrong Python");
+        std::fs::remove_file(&binary).unwrap();
+    }
+}
