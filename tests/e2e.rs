@@ -15,10 +15,24 @@ use sha2::{Digest, Sha256};
 use support::{bin, static_python, texts, StaticPython};
 
 /// sdist sha256 values, as in vendor-samples/README.md.
-const SDISTS: &[(&str, &str)] = &[(
-    "2.0.31",
-    "e8f8b350ccc106ff93a65247b9136f529c14bf96b936ac5b264c6ff9d0c76257",
-)];
+const SDISTS: &[(&str, &str)] = &[
+    (
+        "2.0.23",
+        "0cafda0c16f921db7fe42cfaf81b167cf884ee17350efbdd87d1ecece2d7de37",
+    ),
+    (
+        "2.0.27",
+        "3ee5bfb7e6e9c93478c22aa8183eef35b95a2d5b14cca16172e67f135565c458",
+    ),
+    (
+        "2.0.28",
+        "79ca1891ef2df14508ab0471ee8c0eb94bd2d51d03f32f90c4bbe557ab1e99d0",
+    ),
+    (
+        "2.0.31",
+        "e8f8b350ccc106ff93a65247b9136f529c14bf96b936ac5b264c6ff9d0c76257",
+    ),
+];
 
 /// Download (once; cached under target/) and verify a uWSGI sdist, then unpack it into `into`.
 fn uwsgi_source(version: &str, into: &Path) -> Option<PathBuf> {
@@ -323,5 +337,65 @@ fn static_only_python_links_serves_and_rebuilds_for_a_second_python() {
         let body = serve_once(&binary, &app(work.path()));
         assert_eq!(body, py.version, "served by the wrong Python");
         std::fs::remove_file(&binary).unwrap();
+    }
+}
+
+#[test]
+fn older_text_variants_link_and_serve_with_python_312() {
+    // 2.0.23 and 2.0.27 append a missing archive path; 2.0.28 falls back to -lpython.
+    let Some(py) = static_python("3.12") else {
+        return;
+    };
+    let root = manylinux_root(&py);
+    for (version, stock_error) in [
+        ("2.0.23", "libpython3.12.a: No such file"),
+        ("2.0.27", "libpython3.12.a: No such file"),
+        ("2.0.28", "cannot find -lpython3.12"),
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        let Some(tree) = uwsgi_source(version, work.path()) else {
+            return;
+        };
+        // The previous version's apply extracted the archive into the prefix, where stock
+        // 2.0.28+ would find it through -L: take it away to show the container's situation.
+        let _ = std::fs::remove_file(py.prefix.join("lib/libpython3.12.a"));
+        let (ok, log) = build(&py.python, &tree);
+        assert!(
+            !ok && log.contains(stock_error),
+            "{version} stock: {}",
+            &log[log.len().saturating_sub(2000)..]
+        );
+        let cache = tempfile::tempdir().unwrap();
+        let out = bin()
+            .env("XDG_CACHE_HOME", cache.path())
+            .args([
+                OsStr::new("apply"),
+                tree.as_os_str(),
+                OsStr::new("--python"),
+                py.python.as_os_str(),
+            ])
+            .arg("--manylinux-root")
+            .arg(root.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+        let (ok, log) = build(&py.python, &tree);
+        assert!(
+            ok,
+            "{version} patched: {}",
+            &log[log.len().saturating_sub(3000)..]
+        );
+        let dynamic = readelf_dynamic(&tree.join("uwsgi"));
+        assert!(
+            !dynamic.contains("libpython")
+                && !dynamic.contains("RPATH")
+                && !dynamic.contains("RUNPATH"),
+            "{dynamic}"
+        );
+        assert_eq!(
+            serve_once(&tree.join("uwsgi"), &app(work.path())),
+            py.version,
+            "{version}"
+        );
     }
 }
