@@ -117,23 +117,31 @@ fn build(python: &Path, tree: &Path) -> (bool, String) {
 }
 
 fn manylinux_root(py: &StaticPython) -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    let stage = tempfile::tempdir().unwrap();
-    let name = format!("cpython-{}", py.version);
-    let member = stage.path().join(&name).join("lib");
-    std::fs::create_dir_all(&member).unwrap();
-    std::fs::copy(&py.archive, member.join(py.archive.file_name().unwrap())).unwrap();
-    let status = Command::new("tar")
-        .env("XZ_OPT", "-1")
-        .arg("-cJf")
-        .arg(root.path().join("static-libs-for-embedding-only.tar.xz"))
-        .arg("-C")
-        .arg(stage.path())
-        .arg(&name)
-        .status()
+    let member = format!(
+        "cpython-{}/lib/{}",
+        py.version,
+        py.archive.file_name().unwrap().to_string_lossy()
+    );
+    support::manylinux_root(&[(&member, &py.archive)])
+}
+
+/// `patch_uwsgi apply TREE --python PY --manylinux-root ROOT`, asserting success; returns stdout.
+fn apply_from_tarball(py: &StaticPython, tree: &Path, root: &Path) -> String {
+    let cache = tempfile::tempdir().unwrap();
+    let out = bin()
+        .env("XDG_CACHE_HOME", cache.path())
+        .args([
+            OsStr::new("apply"),
+            tree.as_os_str(),
+            OsStr::new("--python"),
+            py.python.as_os_str(),
+        ])
+        .arg("--manylinux-root")
+        .arg(root)
+        .output()
         .unwrap();
-    assert!(status.success());
-    root
+    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+    texts(&out).0
 }
 
 const MODULES: &[&str] = &[
@@ -292,21 +300,8 @@ fn static_only_python_links_serves_and_rebuilds_for_a_second_python() {
 
     for py in [&py312, &py38] {
         let root = manylinux_root(py);
-        let cache = tempfile::tempdir().unwrap();
-        let out = bin()
-            .env("XDG_CACHE_HOME", cache.path())
-            .args([
-                OsStr::new("apply"),
-                tree.as_os_str(),
-                OsStr::new("--python"),
-                py.python.as_os_str(),
-            ])
-            .arg("--manylinux-root")
-            .arg(root.path())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
-        assert!(texts(&out).0.contains("mode static"), "{:?}", texts(&out));
+        let report = apply_from_tarball(py, &tree, root.path());
+        assert!(report.contains("mode static"), "{report}");
         let started = Instant::now();
         let (ok, log) = build(&py.python, &tree);
         assert!(
@@ -365,20 +360,7 @@ fn older_text_variants_link_and_serve_with_python_312() {
             "{version} stock: {}",
             &log[log.len().saturating_sub(2000)..]
         );
-        let cache = tempfile::tempdir().unwrap();
-        let out = bin()
-            .env("XDG_CACHE_HOME", cache.path())
-            .args([
-                OsStr::new("apply"),
-                tree.as_os_str(),
-                OsStr::new("--python"),
-                py.python.as_os_str(),
-            ])
-            .arg("--manylinux-root")
-            .arg(root.path())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+        apply_from_tarball(&py, &tree, root.path());
         let (ok, log) = build(&py.python, &tree);
         assert!(
             ok,

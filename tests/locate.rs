@@ -9,33 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::{bin, static_python, texts};
-
-/// A manylinux-like root: `static-libs-for-embedding-only.tar.xz` made with the system `tar`
-/// from `(member, source file)` pairs, in the order given.
-fn manylinux_root(members: &[(&str, &Path)]) -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    let stage = tempfile::tempdir().unwrap();
-    let mut names = Vec::new();
-    for (member, source) in members {
-        let dest = stage.path().join(member);
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(source, &dest).unwrap();
-        names.push(member.split('/').next().unwrap().to_string());
-    }
-    names.dedup();
-    let status = Command::new("tar")
-        .env("XZ_OPT", "-1")
-        .arg("-cJf")
-        .arg(root.path().join("static-libs-for-embedding-only.tar.xz"))
-        .arg("-C")
-        .arg(stage.path())
-        .args(&names)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    root
-}
+use support::{bin, manylinux_root, static_python, texts};
 
 fn locate(python: &Path, extra: &[&OsStr], cache: &Path) -> (Option<i32>, Value, String) {
     let out = bin()

@@ -237,3 +237,29 @@ pub fn exec_plugin(
         ))
     }
 }
+
+/// A manylinux-like root: `static-libs-for-embedding-only.tar.xz` made with the system `tar`
+/// from `(member, source file)` pairs, in the order given.
+pub fn manylinux_root(members: &[(&str, &Path)]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let stage = tempfile::tempdir().unwrap();
+    let mut names = Vec::new();
+    for (member, source) in members {
+        let dest = stage.path().join(member);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(source, &dest).unwrap();
+        names.push(member.split('/').next().unwrap().to_string());
+    }
+    names.dedup();
+    let status = std::process::Command::new("tar")
+        .env("XZ_OPT", "-1")
+        .arg("-cJf")
+        .arg(root.path().join("static-libs-for-embedding-only.tar.xz"))
+        .arg("-C")
+        .arg(stage.path())
+        .args(&names)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    root
+}
