@@ -77,14 +77,7 @@ fn apply_check_diff_revert_exit_codes_and_json() {
     assert!(out.stdout.is_empty());
 
     // The static archive of the same interpreter, asked for explicitly.
-    let archive = std::process::Command::new(&python)
-        .args(["-c", "import sysconfig; print(sysconfig.get_config_var('LIBPL') + '/' + sysconfig.get_config_var('LIBRARY'))"])
-        .output()
-        .unwrap();
-    let archive = String::from_utf8(archive.stdout)
-        .unwrap()
-        .trim()
-        .to_string();
+    let archive = support::libpl_archive(&python).display().to_string();
     let out = cmd(
         &["check", "--mode", "static", "--libpython", &archive],
         &tree,

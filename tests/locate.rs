@@ -166,14 +166,10 @@ fn broken_tarballs_and_wrong_magic_are_rejected_with_reasons() {
     }
 
     // A file with the right name but no ar magic, where sysconfig points: rejected, search goes on.
-    let libpl = Command::new(&py.python)
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_config_var('LIBPL'))",
-        ])
-        .output()
-        .unwrap();
-    let libpl = PathBuf::from(String::from_utf8(libpl.stdout).unwrap().trim());
+    let libpl = PathBuf::from(support::python_eval(
+        &py.python,
+        "sysconfig.get_config_var('LIBPL')",
+    ));
     std::fs::write(libpl.join("libpython3.12.a"), b"not an archive").unwrap();
     let (code, json, stderr) = locate(
         &py.python,
@@ -264,14 +260,10 @@ fn pyenv_debian_and_venv_interpreters() {
     }
     // The same situation made on purpose: a dangling symlink where LIBPL points.
     if let Some(py) = static_python("3.12") {
-        let libpl = Command::new(&py.python)
-            .args([
-                "-c",
-                "import sysconfig; print(sysconfig.get_config_var('LIBPL'))",
-            ])
-            .output()
-            .unwrap();
-        let libpl = PathBuf::from(String::from_utf8(libpl.stdout).unwrap().trim());
+        let libpl = PathBuf::from(support::python_eval(
+            &py.python,
+            "sysconfig.get_config_var('LIBPL')",
+        ));
         std::os::unix::fs::symlink(
             "/nonexistent/libpython3.12.a",
             libpl.join("libpython3.12.a"),

@@ -158,8 +158,7 @@ pub fn static_python(minor: &str) -> Option<StaticPython> {
         String::from_utf8_lossy(&out.stderr)
     );
     let python = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-    let libpl = Command::new(&original).args(["-c", "import sysconfig; print(sysconfig.get_config_var('LIBPL') + '/' + sysconfig.get_config_var('LIBRARY'))"]).output().unwrap();
-    let archive = PathBuf::from(String::from_utf8(libpl.stdout).unwrap().trim());
+    let archive = libpl_archive(&original);
     assert!(
         archive.is_file(),
         "{} has no archive at {}",
@@ -262,4 +261,28 @@ pub fn manylinux_root(members: &[(&str, &Path)]) -> tempfile::TempDir {
         .unwrap();
     assert!(status.success());
     root
+}
+
+/// What `python` prints for `print(<expr>)` after `import sysconfig`, trimmed.
+pub fn python_eval(python: &Path, expr: &str) -> String {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(format!("import sysconfig; print({expr})"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} -c {expr}: {}",
+        python.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `LIBPL/LIBRARY` of `python`: where its static archive should be.
+pub fn libpl_archive(python: &Path) -> PathBuf {
+    PathBuf::from(python_eval(
+        python,
+        "sysconfig.get_config_var('LIBPL') + '/' + sysconfig.get_config_var('LIBRARY')",
+    ))
 }
