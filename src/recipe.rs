@@ -465,14 +465,14 @@ pub fn patch_text(file: FileKind, text: &str, path: &Path) -> Result<PatchedText
         FileKind::PythonPlugin => PluginVariant::detect(&pristine),
         FileKind::UwsgiConfig => PluginVariant::Unknown,
     };
-    // Check every recipe against the upstream text first, so errors give upstream line numbers.
-    for recipe in recipes_for(file) {
-        apply_recipe(recipe, &pristine, path)?;
-    }
-    let mut body = pristine;
+    let mut body = pristine.clone();
     let mut outcomes = Vec::new();
     for recipe in recipes_for(file) {
-        let (next, outcome) = apply_recipe(recipe, &body, path)?;
+        let (next, outcome) = apply_recipe(recipe, &body, path).map_err(|err| {
+            // Earlier recipes shifted the lines: redo this one on the upstream text so the
+            // error gives upstream line numbers (only on the error path).
+            apply_recipe(recipe, &pristine, path).err().unwrap_or(err)
+        })?;
         body = next;
         outcomes.push((recipe.id, outcome));
     }
