@@ -21,10 +21,12 @@ mod fsio;
 mod link;
 mod locate;
 mod plan;
+mod process;
 mod python;
 mod recipe;
 mod text;
 mod tree;
+mod verify;
 
 pub use error::{Error, Result};
 pub use link::needs_no_pie;
@@ -41,6 +43,10 @@ pub use recipe::{
 pub use tree::{
     apply, check, diff, locate, revert, FileReport, Location, Options, RecipeReport, Report,
     UwsgiTree,
+};
+pub use verify::{
+    verify, ImportFailure, RuntimeReport, Step, StepFailure, StepReport, Verification,
+    VerifyOptions, EMBED_SOURCE, IMPORTS_SCRIPT, RUN_TIMEOUT,
 };
 
 #[doc = include_str!("../README.md")]

@@ -4,7 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use patch_uwsgi::{LinkPlan, ModeChoice, Options, Report, LIBPYTHON_ENV};
+use patch_uwsgi::{
+    LinkPlan, ModeChoice, Options, Report, Verification, VerifyOptions, LIBPYTHON_ENV,
+};
 
 const USAGE: &str = "\
 patch_uwsgi: make uWSGI's python plugin link a static libpython (manylinux, cibuildwheel)
@@ -15,6 +17,8 @@ usage:
   patch_uwsgi diff   [DIR]   change nothing; print the unified diff apply would make
   patch_uwsgi revert [DIR]   restore upstream bytes and remove the plan (needs no interpreter)
   patch_uwsgi locate         find the static libpython of the target Python and print the plan
+  patch_uwsgi verify         link and run a tiny program embedding the target Python with the
+                             static plan; import its lib-dynload modules (seconds, not a build)
 
 options:
   --python PATH       target interpreter (default: `python` on PATH, then `python3`)
@@ -22,11 +26,14 @@ options:
   --mode MODE         auto|static|nolib (default auto: shared if the Python has a libpython.so;
                       locate defaults to static)
   --manylinux-root DIR  folder with static-libs-for-embedding-only.tar.xz (default /opt/_internal)
+  --runtime-python PATH  (verify) also run against this Python's stdlib, as a shipped binary
+                      would meet it
   --json              report as JSON on stdout
   --quiet             print nothing but errors
   --help, --version
 
-exit: 0 done or nothing to do; 1 check found work; 2 error, and then nothing was changed
+exit: 0 done or nothing to do; 1 check found work, or verify failed; 2 error, and then nothing
+was changed
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +43,7 @@ enum Command {
     Diff,
     Revert,
     Locate,
+    Verify,
 }
 
 impl Command {
@@ -46,6 +54,7 @@ impl Command {
             Command::Diff => "diff",
             Command::Revert => "revert",
             Command::Locate => "locate",
+            Command::Verify => "verify",
         }
     }
 }
@@ -54,6 +63,7 @@ struct Args {
     command: Command,
     dir: PathBuf,
     options: Options,
+    runtime_python: Option<PathBuf>,
     json: bool,
     quiet: bool,
 }
@@ -72,6 +82,7 @@ fn parse() -> Result<Parsed, lexopt::Error> {
     let mut options = Options::default();
     let mut json = false;
     let mut quiet = false;
+    let mut runtime_python = None;
     let mut mode_given = false;
     while let Some(arg) = parser.next()? {
         match arg {
@@ -93,6 +104,7 @@ fn parse() -> Result<Parsed, lexopt::Error> {
                     }
                 }
             }
+            Long("runtime-python") => runtime_python = Some(PathBuf::from(parser.value()?)),
             Long("json") => json = true,
             Long("quiet") | Short('q') => quiet = true,
             Value(value) if command.is_none() => {
@@ -102,20 +114,32 @@ fn parse() -> Result<Parsed, lexopt::Error> {
                     "diff" => Command::Diff,
                     "revert" => Command::Revert,
                     "locate" => Command::Locate,
+                    "verify" => Command::Verify,
                     other => {
                         return Err(format!(
-                        "unknown command {other:?}: use apply, check, diff, revert or locate (see --help)"
+                        "unknown command {other:?}: use apply, check, diff, revert, locate or verify (see --help)"
                     )
                         .into())
                     }
                 })
             }
-            Value(value) if dir.is_none() && command != Some(Command::Locate) => dir = Some(PathBuf::from(value)),
+            Value(value)
+                if dir.is_none()
+                    && !matches!(command, Some(Command::Locate | Command::Verify)) =>
+            {
+                dir = Some(PathBuf::from(value))
+            }
             _ => return Err(arg.unexpected()),
         }
     }
-    let command =
-        command.ok_or("no command given: use apply, check, diff, revert or locate (see --help)")?;
+    let command = command
+        .ok_or("no command given: use apply, check, diff, revert, locate or verify (see --help)")?;
+    if command == Command::Verify && mode_given {
+        return Err("verify always checks the static plan; --mode does not apply to it".into());
+    }
+    if command != Command::Verify && runtime_python.is_some() {
+        return Err("--runtime-python is an option of verify only".into());
+    }
     if command == Command::Locate && !mode_given {
         options.plan.mode = ModeChoice::Static;
     }
@@ -128,6 +152,7 @@ fn parse() -> Result<Parsed, lexopt::Error> {
         command,
         dir: dir.unwrap_or_else(|| PathBuf::from(".")),
         options,
+        runtime_python,
         json,
         quiet,
     })))
@@ -139,7 +164,7 @@ fn run(args: &Args) -> patch_uwsgi::Result<(Report, Option<String>)> {
         Command::Check => patch_uwsgi::check(&args.dir, &args.options).map(|r| (r, None)),
         Command::Diff => patch_uwsgi::diff(&args.dir, &args.options).map(|(r, d)| (r, Some(d))),
         Command::Revert => patch_uwsgi::revert(&args.dir).map(|r| (r, None)),
-        Command::Locate => unreachable!("locate is handled by run_locate"),
+        Command::Locate | Command::Verify => unreachable!("handled by run_locate, run_verify"),
     }
 }
 
@@ -288,6 +313,140 @@ fn run_locate(args: &Args) -> ExitCode {
     }
 }
 
+fn print_verification(out: &mut impl Write, v: &Verification) -> std::io::Result<()> {
+    let archive = v
+        .plan
+        .libpython
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let source = v.plan.source.map(|s| format!(" ({s})")).unwrap_or_default();
+    writeln!(
+        out,
+        "verify {} (CPython {}) with {archive}{source}",
+        v.python.display(),
+        v.version
+    )?;
+    for step in &v.steps {
+        let command = step
+            .command
+            .as_ref()
+            .map(|c| format!("  {}", c.join(" ")))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  {:<8} {:>6.2} s{command}",
+            step.step.as_str(),
+            step.seconds
+        )?;
+    }
+    if v.needs_no_pie {
+        writeln!(
+            out,
+            "the archive is not position-independent: the link needs -no-pie (apply puts it in the plan)"
+        )?;
+    }
+    if let Some(failure) = &v.failure {
+        writeln!(out, "FAILED at {}:", failure.step.as_str())?;
+        for line in failure.message.lines() {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    if !v.imported.is_empty() || !v.import_failures.is_empty() {
+        writeln!(
+            out,
+            "imported {} lib-dynload modules embedded; {} failed that import in the interpreter",
+            v.imported.len(),
+            v.import_failures.len()
+        )?;
+    }
+    for failure in &v.import_failures {
+        writeln!(out, "  FAILED import {}: {}", failure.module, failure.error)?;
+    }
+    for failure in &v.failing_in_interpreter_too {
+        writeln!(
+            out,
+            "  (fails in the interpreter too: {}: {})",
+            failure.module, failure.error
+        )?;
+    }
+    if !v.builtin_modules.is_empty() {
+        writeln!(
+            out,
+            "compiled into the archive ({}): {}",
+            v.builtin_modules.len(),
+            v.builtin_modules.join(" ")
+        )?;
+        writeln!(
+            out,
+            "at run time the binary needs CPython {}'s stdlib with a lib-dynload providing: {}",
+            v.version,
+            v.imported.join(" ")
+        )?;
+    }
+    if let Some(runtime) = &v.runtime {
+        writeln!(
+            out,
+            "against {} (CPython {}, home {}):",
+            runtime.python.display(),
+            runtime.version,
+            runtime.home
+        )?;
+        if let Some(error) = &runtime.error {
+            writeln!(out, "  FAILED: {error}")?;
+        }
+        for failure in &runtime.failed {
+            writeln!(out, "  FAILED import {}: {}", failure.module, failure.error)?;
+        }
+        if !runtime.builtin_there.is_empty() {
+            writeln!(
+                out,
+                "  built into that interpreter, so missing from its lib-dynload: {}",
+                runtime.builtin_there.join(" ")
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "{} in {:.2} s",
+        if v.ok() { "ok" } else { "FAILED" },
+        v.seconds
+    )
+}
+
+fn run_verify(args: &Args) -> ExitCode {
+    let options = VerifyOptions {
+        python: args.options.python.clone(),
+        search: args.options.plan.search.clone(),
+        runtime_python: args.runtime_python.clone(),
+        ..VerifyOptions::default()
+    };
+    let verification = match patch_uwsgi::verify(&options) {
+        Ok(v) => v,
+        Err(err) => return print_error(Command::Verify, &err),
+    };
+    let mut out = std::io::stdout().lock();
+    let printed = if args.json {
+        let mut json = serde_json::to_value(&verification).expect("json");
+        json["ok"] = verification.ok().into();
+        serde_json::to_writer_pretty(&mut out, &json)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else if !args.quiet || !verification.ok() {
+        print_verification(&mut out, &verification)
+    } else {
+        Ok(())
+    };
+    match printed {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("patch_uwsgi: cannot write the report: {err}");
+            ExitCode::from(2)
+        }
+        _ if verification.ok() => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(Parsed::Run(args)) => args,
@@ -304,8 +463,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if args.command == Command::Locate {
-        return run_locate(&args);
+    match args.command {
+        Command::Locate => return run_locate(&args),
+        Command::Verify => return run_verify(&args),
+        _ => {}
     }
     match run(&args) {
         Ok((report, diff)) => {

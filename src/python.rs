@@ -1,13 +1,13 @@
 //! Asking the target interpreter, once, for everything a link plan needs.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::process::{last_lines, run_bounded};
 
 /// The probe run inside the target interpreter. Valid Python 2.7 and 3.6 – 3.14: no f-strings,
 /// no walrus, only modules every CPython has.
@@ -59,6 +59,12 @@ pub struct ConfigVars {
     pub SYSLIBS: Option<String>,
     pub LINKFORSHARED: Option<String>,
     pub MULTIARCH: Option<String>,
+    /// Where `Python.h` is (absent from dumps made before `verify` existed).
+    #[serde(default)]
+    pub INCLUDEPY: Option<String>,
+    /// Where `pyconfig.h` is, when it differs (Debian's multiarch folder).
+    #[serde(default)]
+    pub CONFINCLUDEPY: Option<String>,
 }
 
 impl Interpreter {
@@ -73,53 +79,31 @@ impl Interpreter {
             python: python.to_path_buf(),
             problem,
         };
-        let mut child = Command::new(python)
-            .arg("-S")
-            .arg("-c")
-            .arg(PROBE_SCRIPT)
-            .env_remove("PYTHONHOME")
-            .env_remove("PYTHONPATH")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                fail(format!(
-                    "cannot run it ({e}); pass --python with the interpreter that builds uWSGI"
-                ))
-            })?;
-        let mut stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
-        let out_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stdout.read_to_end(&mut buf);
-            buf
-        });
-        let err_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf);
-            buf
-        });
-        let started = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() < timeout => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(fail(format!(
-                        "did not answer within {} s; it was stopped",
-                        timeout.as_secs_f32()
-                    )));
-                }
-                Err(e) => return Err(fail(format!("cannot wait for it ({e})"))),
-            }
+        let ended = run_bounded(
+            Command::new(python)
+                .arg("-S")
+                .arg("-c")
+                .arg(PROBE_SCRIPT)
+                .env_remove("PYTHONHOME")
+                .env_remove("PYTHONPATH"),
+            timeout,
+        )
+        .map_err(|e| {
+            fail(format!(
+                "cannot run it ({e}); pass --python with the interpreter that builds uWSGI"
+            ))
+        })?;
+        let Some(Output {
+            status,
+            stdout: out,
+            stderr: err,
+        }) = ended
+        else {
+            return Err(fail(format!(
+                "did not answer within {} s; it was stopped",
+                timeout.as_secs_f32()
+            )));
         };
-        let out = out_reader.join().unwrap_or_default();
-        let err = err_reader.join().unwrap_or_default();
         if !status.success() {
             let said = String::from_utf8_lossy(&err);
             let said = said.trim();
@@ -191,11 +175,6 @@ impl Interpreter {
     pub fn free_threaded(&self) -> bool {
         self.config.Py_GIL_DISABLED.as_deref() == Some("1") || self.abiflags.contains('t')
     }
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.trim().lines().collect();
-    lines[lines.len().saturating_sub(n)..].join(" / ")
 }
 
 /// The interpreter to target: `explicit` if given, else `python`, then `python3` on `PATH`

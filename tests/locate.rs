@@ -321,27 +321,7 @@ fn non_pic_archive_gets_no_pie_by_a_probe_link() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("x.c"),
-        "int v;\nlong addr(void) { return (long)&v; }\n",
-    )
-    .unwrap();
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let ok = Command::new(&cc)
-        .args(["-c", "-fno-pic", "-fno-pie", "-O0", "-o"])
-        .arg(dir.path().join("x.o"))
-        .arg(dir.path().join("x.c"))
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let archive = dir.path().join("libpython3.12.a");
-    assert!(Command::new("ar")
-        .arg("rcs")
-        .arg(&archive)
-        .arg(dir.path().join("x.o"))
-        .status()
-        .unwrap()
-        .success());
+    let archive = support::non_pic_archive(dir.path(), "libpython3.12.a", None);
     let cache = tempfile::tempdir().unwrap();
     let (code, json, stderr) = locate(
         &py.python,

@@ -11,7 +11,7 @@ except ImportError:
     get_var = sysconfig.get_config_var
 
 names = ['VERSION', 'Py_ENABLE_SHARED', 'Py_GIL_DISABLED', 'LIBRARY', 'LDLIBRARY', 'LIBDIR', 'LIBPL',
-         'LIBS', 'MODLIBS', 'SYSLIBS', 'LINKFORSHARED', 'MULTIARCH']
+         'LIBS', 'MODLIBS', 'SYSLIBS', 'LINKFORSHARED', 'MULTIARCH', 'INCLUDEPY', 'CONFINCLUDEPY']
 config = {}
 for name in names:
     value = get_var(name)

@@ -286,3 +286,34 @@ pub fn libpl_archive(python: &Path) -> PathBuf {
         "sysconfig.get_config_var('LIBPL') + '/' + sysconfig.get_config_var('LIBRARY')",
     ))
 }
+
+/// `dir/<name>`: a real non-PIC archive, as manylinux's are. It holds the members of `base`
+/// (if given) plus one object compiled `-fno-pic` that takes an absolute address
+/// (R_X86_64_32), so a PIE link of it fails with the relocation error.
+pub fn non_pic_archive(dir: &Path, name: &str, base: Option<&Path>) -> PathBuf {
+    std::fs::write(
+        dir.join("nonpic.c"),
+        "int patch_uwsgi_nonpic_v;\nlong patch_uwsgi_nonpic_addr(void) { return (long)&patch_uwsgi_nonpic_v; }\n",
+    )
+    .unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(&cc)
+        .args(["-c", "-fno-pic", "-fno-pie", "-O0", "-o"])
+        .arg(dir.join("nonpic.o"))
+        .arg(dir.join("nonpic.c"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let archive = dir.join(name);
+    if let Some(base) = base {
+        std::fs::copy(base, &archive).unwrap();
+    }
+    let status = Command::new("ar")
+        .arg("rcs")
+        .arg(&archive)
+        .arg(dir.join("nonpic.o"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    archive
+}
