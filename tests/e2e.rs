@@ -381,3 +381,69 @@ fn older_text_variants_link_and_serve_with_python_312() {
         );
     }
 }
+
+#[test]
+fn nolib_shared_plugin_builds_without_libpython() {
+    // A shared python plugin (`--plugin`, as pyuwsgi-style builds make) resolves libpython
+    // from the process that loads it: nothing of libpython may be linked into it.
+    let Some(py) = static_python("3.12") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let Some(tree) = uwsgi_source("2.0.31", work.path()) else {
+        return;
+    };
+    let build_plugin = || {
+        let out = Command::new(&py.python)
+            .current_dir(&tree)
+            .args(["uwsgiconfig.py", "--plugin", "plugins/python"])
+            .output()
+            .unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), log)
+    };
+    let _ = std::fs::remove_file(py.prefix.join("lib/libpython3.12.a"));
+    let (ok, log) = build_plugin();
+    assert!(
+        !ok && log.contains("cannot find -lpython3.12"),
+        "stock: {}",
+        &log[log.len().saturating_sub(2000)..]
+    );
+
+    // nolib needs no archive: no manylinux root, no --libpython.
+    let out = bin()
+        .args([
+            OsStr::new("apply"),
+            tree.as_os_str(),
+            OsStr::new("--mode"),
+            OsStr::new("nolib"),
+            OsStr::new("--python"),
+            py.python.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+    let (ok, log) = build_plugin();
+    assert!(ok, "patched: {}", &log[log.len().saturating_sub(3000)..]);
+    let plugin = tree.join("python_plugin.so");
+    let dynamic = readelf_dynamic(&plugin);
+    assert!(!dynamic.contains("libpython"), "{dynamic}");
+    assert!(
+        !dynamic.contains("RPATH") && !dynamic.contains("RUNPATH"),
+        "{dynamic}"
+    );
+    let symbols = Command::new("nm").arg("-D").arg(&plugin).output().unwrap();
+    let symbols = String::from_utf8_lossy(&symbols.stdout);
+    assert!(
+        symbols.lines().any(|l| l.trim() == "U Py_Initialize"),
+        "Py_Initialize should be left to the loading process"
+    );
+    assert!(
+        !symbols.contains(" T PyObject_Call"),
+        "libpython's code is inside the plugin"
+    );
+}
