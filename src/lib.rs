@@ -6,7 +6,9 @@
 //!
 //! The recipes are pure text functions ([`patch_text`], [`revert_text`]) usable from a
 //! `build.rs`; [`apply`], [`check`], [`diff`] and [`revert`] work on a tree on disk, all or
-//! nothing. The library prints nothing and never exits the process.
+//! nothing; [`locate`] finds the static archive and [`verify`] links and runs a program
+//! embedding the interpreter with the plan, in about a second. The library prints nothing and
+//! never exits the process.
 //!
 //! ```no_run
 //! use patch_uwsgi::{apply, Options};
