@@ -34,7 +34,7 @@ pub use error::{Error, Result};
 pub use link::needs_no_pie;
 pub use locate::{
     archive_name, locate_libpython, reject_reason, Candidate, Located, SearchOptions, Source,
-    LIBPYTHON_ENV,
+    LIBPYTHON_ENV, MANYLINUX_ROOT,
 };
 pub use plan::{LinkPlan, Mode, ModeChoice, PlanFile, PlanOptions, PythonId, PLAN_FILE};
 pub use python::{find_interpreter, ConfigVars, Interpreter, PROBE_SCRIPT, PROBE_TIMEOUT};

@@ -365,3 +365,107 @@ fn non_pic_archive_gets_no_pie_by_a_probe_link() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn unwritable_prefix_extracts_into_the_cache_folder() {
+    // The prefix's lib folder must be unwritable for the user running patch_uwsgi. Root can
+    // write anywhere, so as root the binary runs as `nobody` (setpriv); everything it needs
+    // (binary, interpreter copy, tarball) is placed where `nobody` can read it: Debian's
+    // python3.11 copied static-only (pyenv lives under /root, which nobody cannot enter).
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let debian = Path::new("/usr/bin/python3.11");
+    if !debian.is_file() {
+        support::missing("Debian's /usr/bin/python3.11");
+        return;
+    }
+    let Some((_, pyenv311)) = support::require_python("3.11") else {
+        return;
+    };
+    let as_root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let open = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let work = tempfile::tempdir().unwrap();
+    open(work.path(), 0o755);
+    let status = Command::new(debian)
+        .arg(support::repo().join("tests/support/make_static_prefix.py"))
+        .arg(work.path())
+        .arg("cpython-3.11-debian")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let prefix = work.path().join("cpython-3.11-debian");
+    let python = prefix.join("bin/python3.11");
+    let binary = work.path().join("patch_uwsgi");
+    std::fs::copy(env!("CARGO_BIN_EXE_patch_uwsgi"), &binary).unwrap();
+    let archive = support::libpl_archive(&pyenv311);
+    let root = support::manylinux_root(&[("cpython-3.11-debian/lib/libpython3.11.a", &archive)]);
+    open(root.path(), 0o755);
+    let cache = work.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    if as_root {
+        std::os::unix::fs::chown(&cache, Some(65534), Some(65534)).unwrap();
+    } else {
+        open(&prefix.join("lib"), 0o555);
+    }
+
+    let run = |json: bool| {
+        let mut command = if as_root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&binary);
+            c
+        } else {
+            Command::new(&binary)
+        };
+        command
+            .env("XDG_CACHE_HOME", &cache)
+            .env("HOME", &cache)
+            .env_remove(patch_uwsgi::LIBPYTHON_ENV)
+            .arg("locate")
+            .args(json.then_some("--json"))
+            .arg("--python")
+            .arg(&python)
+            .arg("--manylinux-root")
+            .arg(root.path());
+        command.output().unwrap()
+    };
+    let out = run(true);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    let extracted = cache.join("patch-uwsgi/cpython-3.11-debian/lib/libpython3.11.a");
+    assert_eq!(json["source"], "manylinux-tarball");
+    assert_eq!(json["libpython"], extracted.display().to_string());
+    assert_eq!(
+        std::fs::read(&extracted).unwrap(),
+        std::fs::read(&archive).unwrap()
+    );
+    if as_root {
+        assert_eq!(std::fs::metadata(&extracted).unwrap().uid(), 65534);
+    }
+    assert!(!prefix.join("lib/libpython3.11.a").exists());
+    let tarball = root.path().join("static-libs-for-embedding-only.tar.xz");
+    assert!(json["tried"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["path"] == tarball.display().to_string() && c["rejected"].is_null()));
+
+    // Second run: found in the cache, the tarball is not opened again; the report names it.
+    let out = run(false);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "libpython {} (found by manylinux-tarball)",
+            extracted.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("static-libs-for-embedding-only"),
+        "{stdout}"
+    );
+}
