@@ -153,6 +153,15 @@ pub enum Error {
         /// Why not.
         problem: String,
     },
+
+    /// Another process kept the tree locked for too long.
+    #[error("another patch_uwsgi has been working on {dir} for {seconds} s: wait for it to finish, or stop it and run again")]
+    Locked {
+        /// The tree.
+        dir: PathBuf,
+        /// How long this process waited.
+        seconds: u64,
+    },
 }
 
 fn hint_text(hint: &Option<PathBuf>) -> String {

@@ -126,6 +126,11 @@ pub(crate) fn commit(changes: &[Change]) -> Result<()> {
             return Err(error);
         }
     }
+    let mut folders: Vec<&Path> = staged.iter().filter_map(|s| s.target.parent()).collect();
+    folders.dedup();
+    for folder in folders {
+        sync_dir(folder);
+    }
     Ok(())
 }
 
@@ -136,6 +141,75 @@ fn roll_back(done: &[Staged]) {
             Some(bytes) => write_atomic(&file.target, bytes),
             None => fs::remove_file(&file.target).map_err(|e| Error::io("remove", &file.target, e)),
         };
+    }
+}
+
+/// A lock on a tree's folder (`flock`, released when dropped or when the process dies, so a
+/// killed run never leaves it behind). Writers hold it exclusively from reading the files to
+/// the last rename, so concurrent runs neither tear a file nor lose each other's plans.
+#[derive(Debug)]
+pub(crate) struct TreeLock {
+    _folder: fs::File,
+}
+
+/// How long a run waits for another to finish with the same tree.
+pub(crate) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl TreeLock {
+    /// Lock `dir`: `exclusive` for writers, shared for readers.
+    pub(crate) fn acquire(dir: &Path, exclusive: bool) -> Result<TreeLock> {
+        let folder = fs::File::open(dir).map_err(|e| Error::io("open", dir, e))?;
+        let started = std::time::Instant::now();
+        loop {
+            let attempt = if exclusive {
+                folder.try_lock()
+            } else {
+                folder.try_lock_shared()
+            };
+            match attempt {
+                Ok(()) => return Ok(TreeLock { _folder: folder }),
+                Err(fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Locked {
+                        dir: dir.to_path_buf(),
+                        seconds: LOCK_WAIT.as_secs(),
+                    })
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", dir, e)),
+            }
+        }
+    }
+}
+
+/// Remove temporary files a killed run left in `dir`. Only call with the tree's exclusive
+/// lock held: every live temporary file there belongs to the lock holder.
+pub(crate) fn remove_stale_temps(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    for entry in entries.flatten() {
+        let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
+        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let path = entry.path();
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io("remove the leftover", &path, e))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Make renames in `dir` durable (the folder's entries reach the disk).
+fn sync_dir(dir: &Path) {
+    // Best effort: some file systems refuse fsync on a folder; the renames are done anyway.
+    if let Ok(folder) = fs::File::open(dir) {
+        let _ = folder.sync_all();
     }
 }
 

@@ -37,7 +37,9 @@ pub use locate::{
     LIBPYTHON_ENV, MANYLINUX_ROOT,
 };
 pub use plan::{LinkPlan, Mode, ModeChoice, PlanFile, PlanOptions, PythonId, PLAN_FILE};
-pub use python::{find_interpreter, ConfigVars, Interpreter, PROBE_SCRIPT, PROBE_TIMEOUT};
+pub use python::{
+    find_interpreter, ConfigVars, Interpreter, PROBE_SCRIPT, PROBE_TIMEOUT, PROBE_TIMEOUT_ENV,
+};
 pub use recipe::{
     is_patched, patch_text, recipes_for, revert_text, FileKind, Outcome, PatchedText,
     PluginVariant, Recipe, RECIPES,

@@ -23,6 +23,8 @@ usage:
 options:
   --python PATH       target interpreter (default: `python` on PATH, then `python3`)
   --libpython PATH    use this static archive (also: PATCH_UWSGI_LIBPYTHON)
+  --probe FILE        use a saved interpreter probe (`locate --json` output, or its `probe`)
+                      instead of launching the interpreter (offline use, build tools)
   --mode MODE         auto|static|nolib (default auto: shared if the Python has a libpython.so;
                       locate defaults to static)
   --manylinux-root DIR  folder with static-libs-for-embedding-only.tar.xz (default /opt/_internal)
@@ -64,6 +66,7 @@ struct Args {
     dir: PathBuf,
     options: Options,
     runtime_python: Option<PathBuf>,
+    probe: Option<PathBuf>,
     json: bool,
     quiet: bool,
 }
@@ -83,6 +86,7 @@ fn parse() -> Result<Parsed, lexopt::Error> {
     let mut json = false;
     let mut quiet = false;
     let mut runtime_python = None;
+    let mut probe = None;
     let mut mode_given = false;
     while let Some(arg) = parser.next()? {
         match arg {
@@ -105,6 +109,7 @@ fn parse() -> Result<Parsed, lexopt::Error> {
                 }
             }
             Long("runtime-python") => runtime_python = Some(PathBuf::from(parser.value()?)),
+            Long("probe") => probe = Some(PathBuf::from(parser.value()?)),
             Long("json") => json = true,
             Long("quiet") | Short('q') => quiet = true,
             Value(value) if command.is_none() => {
@@ -153,6 +158,7 @@ fn parse() -> Result<Parsed, lexopt::Error> {
         dir: dir.unwrap_or_else(|| PathBuf::from(".")),
         options,
         runtime_python,
+        probe,
         json,
         quiet,
     })))
@@ -417,6 +423,7 @@ fn print_verification(out: &mut impl Write, v: &Verification) -> std::io::Result
 fn run_verify(args: &Args) -> ExitCode {
     let options = VerifyOptions {
         python: args.options.python.clone(),
+        interpreter: args.options.interpreter.clone(),
         search: args.options.plan.search.clone(),
         runtime_python: args.runtime_python.clone(),
         ..VerifyOptions::default()
@@ -447,8 +454,25 @@ fn run_verify(args: &Args) -> ExitCode {
     }
 }
 
+/// Load `--probe FILE`: a saved probe, or `locate --json` output holding one under `probe`.
+fn load_probe(path: &std::path::Path) -> patch_uwsgi::Result<patch_uwsgi::Interpreter> {
+    let text = std::fs::read_to_string(path).map_err(|e| patch_uwsgi::Error::Io {
+        action: "read the saved probe",
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let inner = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("probe").map(|p| p.to_string()));
+    let mut interp = patch_uwsgi::Interpreter::from_json(inner.as_deref().unwrap_or(&text), path)?;
+    if interp.path.as_os_str().is_empty() {
+        interp.path = PathBuf::from(&interp.executable);
+    }
+    Ok(interp)
+}
+
 fn main() -> ExitCode {
-    let args = match parse() {
+    let mut args = match parse() {
         Ok(Parsed::Run(args)) => args,
         Ok(Parsed::Help) => {
             print!("{USAGE}");
@@ -463,6 +487,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(path) = &args.probe {
+        match load_probe(path) {
+            Ok(interp) => args.options.interpreter = Some(interp),
+            Err(err) => return print_error(args.command, &err),
+        }
+    }
     match args.command {
         Command::Locate => return run_locate(&args),
         Command::Verify => return run_verify(&args),

@@ -138,6 +138,17 @@ impl LinkPlan {
             Mode::Static => Some(locate_libpython(interp, &options.search)?),
             _ => None,
         };
+        if let Some(found) = &located {
+            // The plan file is JSON and uWSGI's link line a shell string: both need text.
+            if found.path.to_str().is_none() {
+                return Err(Error::BadLibpython {
+                    path: found.path.clone(),
+                    problem: "its path is not valid UTF-8, so it cannot be written into the plan; \
+                              copy the archive to a UTF-8 path and pass --libpython"
+                        .to_string(),
+                });
+            }
+        }
         let mut plan = Self::with_archive(
             interp,
             mode,

@@ -16,6 +16,18 @@ pub const PROBE_SCRIPT: &str = include_str!("blocks/probe.py");
 /// How long the interpreter may take to answer before it is killed.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Environment variable overriding [`PROBE_TIMEOUT`], in seconds (slow emulated containers).
+pub const PROBE_TIMEOUT_ENV: &str = "PATCH_UWSGI_PROBE_TIMEOUT";
+
+fn probe_timeout() -> Duration {
+    std::env::var(PROBE_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(PROBE_TIMEOUT)
+}
+
 /// What the interpreter said about itself. Also the format of saved sysconfig dumps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interpreter {
@@ -68,9 +80,9 @@ pub struct ConfigVars {
 }
 
 impl Interpreter {
-    /// Run the probe in `python` (bounded by [`PROBE_TIMEOUT`]).
+    /// Run the probe in `python`, bounded by [`PROBE_TIMEOUT`] or `PATCH_UWSGI_PROBE_TIMEOUT`.
     pub fn probe(python: &Path) -> Result<Interpreter> {
-        Self::probe_with_timeout(python, PROBE_TIMEOUT)
+        Self::probe_with_timeout(python, probe_timeout())
     }
 
     /// Run the probe with a chosen time limit.

@@ -139,7 +139,7 @@ pub static RECIPES: &[Recipe] = &[
     },
     Recipe {
         id: "plugin-link-plan",
-        version: 1,
+        version: 2,
         file: FileKind::PythonPlugin,
         variants: &[
             PluginVariant::Baseline,
@@ -650,7 +650,7 @@ mod tests {
                 "has no end marker",
             ),
             (
-                good.replace("# >>> patch-uwsgi:plugin-link-plan v1 >>>\n", ""),
+                good.replace("# >>> patch-uwsgi:plugin-link-plan v2 >>>\n", ""),
                 "end marker without a begin",
             ),
             (

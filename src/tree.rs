@@ -8,7 +8,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::fsio::{commit, read_optional, Change};
+use crate::fsio::{commit, read_optional, remove_stale_temps, Change, TreeLock};
 use crate::plan::{LinkPlan, Mode, PlanFile, PlanOptions, PLAN_FILE};
 use crate::python::{find_interpreter, Interpreter};
 use crate::recipe::{patch_text, revert_text, FileKind, Outcome, PluginVariant};
@@ -334,30 +334,49 @@ fn make_plan(options: &Options) -> Result<(Option<PathBuf>, LinkPlan)> {
     Ok((Some(interp.path.clone()), plan))
 }
 
-fn planned(dir: &Path, options: &Options, changed_outcome: Outcome) -> Result<Prepared> {
+/// Plan (launching the interpreter, unlocked), then lock the tree and work out the changes.
+/// The lock is returned so a writer holds it until its last rename.
+fn planned(
+    dir: &Path,
+    options: &Options,
+    changed_outcome: Outcome,
+) -> Result<(Prepared, TreeLock)> {
     let tree = UwsgiTree::open(dir)?;
     let (python, plan) = make_plan(options)?;
+    let writing = changed_outcome == Outcome::Applied;
+    let lock = TreeLock::acquire(&tree.root, writing)?;
+    if writing {
+        clean_leftovers(&tree)?;
+    }
     let mut prepared = prepare(&tree, Some(&plan), changed_outcome)?;
     prepared.report.python = python;
-    Ok(prepared)
+    Ok((prepared, lock))
+}
+
+/// Temporary files of a run that was killed before its renames.
+fn clean_leftovers(tree: &UwsgiTree) -> Result<()> {
+    remove_stale_temps(&tree.root)?;
+    let plugin_dir = tree.root.join("plugins/python");
+    remove_stale_temps(&plugin_dir)
 }
 
 /// Rewrite the tree at `dir` for the target interpreter and write its plan. All files change
-/// or none does.
+/// or none does. Runs on the same tree take turns (a lock on the folder), so concurrent runs
+/// for different interpreters all end up in the plan file.
 pub fn apply(dir: &Path, options: &Options) -> Result<Report> {
-    let prepared = planned(dir, options, Outcome::Applied)?;
+    let (prepared, _lock) = planned(dir, options, Outcome::Applied)?;
     commit(&prepared.changes)?;
     Ok(prepared.report)
 }
 
 /// Change nothing; report `needs-patch` for every file `apply` would change.
 pub fn check(dir: &Path, options: &Options) -> Result<Report> {
-    Ok(planned(dir, options, Outcome::NeedsPatch)?.report)
+    Ok(planned(dir, options, Outcome::NeedsPatch)?.0.report)
 }
 
 /// Change nothing; return the report and the unified diff `apply` would make.
 pub fn diff(dir: &Path, options: &Options) -> Result<(Report, String)> {
-    let prepared = planned(dir, options, Outcome::NeedsPatch)?;
+    let (prepared, _lock) = planned(dir, options, Outcome::NeedsPatch)?;
     let mut out = String::new();
     for change in &prepared.changes {
         let rel = change
@@ -395,6 +414,8 @@ pub fn diff(dir: &Path, options: &Options) -> Result<(Report, String)> {
 /// Give back the upstream bytes of both files and remove the plan file. Needs no interpreter.
 pub fn revert(dir: &Path) -> Result<Report> {
     let tree = UwsgiTree::open(dir)?;
+    let _lock = TreeLock::acquire(&tree.root, true)?;
+    clean_leftovers(&tree)?;
     let prepared = prepare(&tree, None, Outcome::Reverted)?;
     commit(&prepared.changes)?;
     Ok(prepared.report)

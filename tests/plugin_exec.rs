@@ -151,3 +151,48 @@ fn missing_plan_file_stops_the_build_with_advice() {
         "{err}"
     );
 }
+
+#[test]
+fn archive_path_with_spaces_and_quotes_reaches_the_shell_link_as_one_word() {
+    // uwsgiconfig.py joins LIBS into a command line run by the shell.
+    for minor in ["2.7", "3.12"] {
+        let Some(py) = static_python(minor) else {
+            continue;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("it's a dir $HOME");
+        std::fs::create_dir(&odd).unwrap();
+        let archive = odd.join(py.archive.file_name().unwrap());
+        std::fs::copy(&py.archive, &archive).unwrap();
+        let (_tmp, tree) = sample_tree("2.0.31");
+        let out = run(&[
+            OsStr::new("apply"),
+            tree.as_os_str(),
+            OsStr::new("--python"),
+            py.python.as_os_str(),
+            OsStr::new("--libpython"),
+            archive.as_os_str(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+        let libs = exec_plugin(&py.python, &tree, &[], &[]).unwrap()["LIBS"].clone();
+        let libs: Vec<String> = libs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        assert!(libs[0].starts_with('\''), "{minor}: not quoted: {libs:?}");
+        std::fs::write(dir.path().join("main.c"), "int main(void) { return 0; }\n").unwrap();
+        let line = format!(
+            "cc -o prog main.c -lpthread -lm -rdynamic {}",
+            libs.join(" ")
+        );
+        let out = std::process::Command::new("sh")
+            .current_dir(dir.path())
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{minor}: {line}: {:?}", texts(&out));
+    }
+}

@@ -64,12 +64,18 @@ def _patch_uwsgi_link_plan(libs, ldflags):
         if flag.startswith('-lpython'):
             continue
         kept.append(flag)
+    try:
+        from shlex import quote
+    except ImportError:  # Python 2
+        from pipes import quote
+    # uwsgiconfig.py joins LIBS into a shell command line: an archive path with a space or a
+    # shell character must arrive as one word. Plain flags come back unchanged.
     if shared_object:
-        return [native(x) for x in plan['nolib_libs']], kept
+        return [quote(native(x)) for x in plan['nolib_libs']], kept
     for flag in plan['ldflags']:
         if native(flag) not in kept:
             kept.append(native(flag))
-    return [native(x) for x in plan['libs']], kept
+    return [quote(native(x)) for x in plan['libs']], kept
 
 
 LIBS, LDFLAGS = _patch_uwsgi_link_plan(LIBS, LDFLAGS)
