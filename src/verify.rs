@@ -174,7 +174,7 @@ impl Verification {
             && self
                 .runtime
                 .as_ref()
-                .map_or(true, |r| r.error.is_none() && r.failed.is_empty())
+                .is_none_or(|r| r.error.is_none() && r.failed.is_empty())
     }
 }
 
