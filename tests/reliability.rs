@@ -370,6 +370,33 @@ fn paths_with_spaces_and_non_utf8_bytes_work() {
     let out = revert_command(&missing).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(texts(&out).1.contains("gone \u{fffd}"), "{:?}", texts(&out));
+
+    // An archive under a non-UTF-8 path cannot be written into the JSON plan or the shell
+    // link line: refused before anything is written.
+    let Some((_, python)) = support::require_python("3.12") else {
+        return;
+    };
+    let odd_dir = dir.path().join(OsStr::from_bytes(b"archive \xff"));
+    std::fs::create_dir(&odd_dir).unwrap();
+    let archive = odd_dir.join("libpython3.12.a");
+    std::fs::copy(support::libpl_archive(&python), &archive).unwrap();
+    let (_tmp, tree) = sample_tree("2.0.31");
+    let before = snapshot_dir(&tree);
+    let out = bin()
+        .args([
+            OsStr::new("apply"),
+            tree.as_os_str(),
+            OsStr::new("--python"),
+        ])
+        .arg(&python)
+        .arg("--libpython")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("its path is not valid UTF-8"), "{stderr}");
+    assert_eq!(snapshot_dir(&tree), before);
 }
 
 #[test]
