@@ -242,6 +242,19 @@ fn print_human(out: &mut impl Write, command: Command, report: &Report) -> std::
     Ok(())
 }
 
+/// The one place results become exit codes: 2 when the report could not be written (a closed
+/// pipe is not an error), else 0 for success and 1 for "check found work" / "verify failed".
+fn exit_code(printed: std::io::Result<()>, success: bool) -> ExitCode {
+    match printed {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("patch_uwsgi: cannot write the report: {err}");
+            ExitCode::from(2)
+        }
+        _ if success => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
+}
+
 fn print_error(command: Command, err: &patch_uwsgi::Error) -> ExitCode {
     let mut message = format!("patch_uwsgi {}: error: {err}", command.name());
     let mut source = std::error::Error::source(err);
@@ -310,13 +323,7 @@ fn run_locate(args: &Args) -> ExitCode {
     } else {
         Ok(())
     };
-    match printed {
-        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
-            eprintln!("patch_uwsgi: cannot write the report: {err}");
-            ExitCode::from(2)
-        }
-        _ => ExitCode::SUCCESS,
-    }
+    exit_code(printed, true)
 }
 
 fn print_verification(out: &mut impl Write, v: &Verification) -> std::io::Result<()> {
@@ -444,14 +451,7 @@ fn run_verify(args: &Args) -> ExitCode {
     } else {
         Ok(())
     };
-    match printed {
-        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
-            eprintln!("patch_uwsgi: cannot write the report: {err}");
-            ExitCode::from(2)
-        }
-        _ if verification.ok() => ExitCode::SUCCESS,
-        _ => ExitCode::from(1),
-    }
+    exit_code(printed, verification.ok())
 }
 
 /// Load `--probe FILE`: a saved probe, or `locate --json` output holding one under `probe`.
@@ -525,17 +525,10 @@ fn main() -> ExitCode {
             } else {
                 Ok(())
             };
-            if let Err(err) = printed {
-                if err.kind() != std::io::ErrorKind::BrokenPipe {
-                    eprintln!("patch_uwsgi: cannot write the report: {err}");
-                    return ExitCode::from(2);
-                }
-            }
-            if args.command == Command::Check && report.needs_work() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            }
+            exit_code(
+                printed,
+                !(args.command == Command::Check && report.needs_work()),
+            )
         }
         Err(err) => print_error(args.command, &err),
     }

@@ -216,6 +216,16 @@ fn parse_import_run(stdout: &str) -> ImportRun {
     run
 }
 
+/// What a run printed (nothing if it was stopped).
+fn parse_output(output: &Option<Output>) -> ImportRun {
+    parse_import_run(&String::from_utf8_lossy(
+        output
+            .as_ref()
+            .map(|o| o.stdout.as_slice())
+            .unwrap_or_default(),
+    ))
+}
+
 fn seconds_since(start: Instant) -> f64 {
     (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }
@@ -382,8 +392,8 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
         runtime: None,
         seconds: 0.0,
     };
-    let finish = |mut v: Verification, failure: Option<StepFailure>| {
-        v.failure = failure;
+    let finish = |mut v: Verification, step: Step, message: String| {
+        v.failure = Some(StepFailure { step, message });
         v.seconds = seconds_since(started);
         Ok(v)
     };
@@ -401,14 +411,9 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
         command: Some(describe(&compile)),
     });
     if let Err(message) = compiled {
+        // The interpreter's import run is bounded; wait for it so nothing outlives verify.
         let _ = baseline.join();
-        return finish(
-            verification,
-            Some(StepFailure {
-                step: Step::Compile,
-                message,
-            }),
-        );
+        return finish(verification, Step::Compile, message);
     }
 
     // uWSGI's link line: compiler, -o, LDFLAGS, the objects, then core and plugin LIBS.
@@ -441,26 +446,16 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
         command: Some(describe(&link)),
     });
     if let Err(message) = linked {
+        // The interpreter's import run is bounded; wait for it so nothing outlives verify.
         let _ = baseline.join();
-        return finish(
-            verification,
-            Some(StepFailure {
-                step: Step::Link,
-                message,
-            }),
-        );
+        return finish(verification, Step::Link, message);
     }
 
     let baseline_output = baseline
         .join()
         .expect("the import thread does not panic")
         .map_err(|e| Error::io("run", &interp.path, e))?;
-    let baseline_run = parse_import_run(&String::from_utf8_lossy(
-        baseline_output
-            .as_ref()
-            .map(|o| o.stdout.as_slice())
-            .unwrap_or_default(),
-    ));
+    let baseline_run = parse_output(&baseline_output);
     if let Some(problem) = run_problem(&baseline_output, &baseline_run, limit) {
         return Err(Error::Interpreter {
             python: interp.path.clone(),
@@ -471,12 +466,7 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
 
     let step_start = Instant::now();
     let (output, shown) = run_embedded(&exe, &interp.base_prefix, &baseline_run.ok, limit)?;
-    let run = parse_import_run(&String::from_utf8_lossy(
-        output
-            .as_ref()
-            .map(|o| o.stdout.as_slice())
-            .unwrap_or_default(),
-    ));
+    let run = parse_output(&output);
     verification.steps.push(StepReport {
         step: Step::Run,
         seconds: seconds_since(step_start),
@@ -486,25 +476,14 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     verification.imported = run.ok.clone();
     verification.import_failures = run.failed.clone();
     if let Some(message) = run_problem(&output, &run, limit) {
-        return finish(
-            verification,
-            Some(StepFailure {
-                step: Step::Run,
-                message,
-            }),
-        );
+        return finish(verification, Step::Run, message);
     }
 
     if let Some(runtime_python) = &options.runtime_python {
         let step_start = Instant::now();
         let runtime = Interpreter::probe(runtime_python)?;
         let (output, shown) = run_embedded(&exe, &runtime.base_prefix, &baseline_run.ok, limit)?;
-        let there = parse_import_run(&String::from_utf8_lossy(
-            output
-                .as_ref()
-                .map(|o| o.stdout.as_slice())
-                .unwrap_or_default(),
-        ));
+        let there = parse_output(&output);
         let mut error = run_problem(&output, &there, limit);
         if runtime.ld_version() != interp.ld_version() {
             error.get_or_insert_with(String::new).insert_str(
@@ -536,7 +515,8 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
             command: Some(shown),
         });
     }
-    finish(verification, None)
+    verification.seconds = seconds_since(started);
+    Ok(verification)
 }
 
 #[cfg(test)]

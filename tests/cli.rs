@@ -279,22 +279,16 @@ fn interpreter_problems_exit_2() {
     let (_tmp, tree) = sample_tree("2.0.31");
     let before = snapshot_dir(&tree);
     let dir = tempfile::tempdir().unwrap();
-    let fake_pypy = dir.path().join("pypy3");
-    std::fs::write(
-        &fake_pypy,
-        "#!/bin/sh\necho '{\"implementation\": \"PyPy\", \"version\": \"3.10.14\", \"abiflags\": \"\", \"executable\": \"/x\", \"prefix\": \"/x\", \"base_prefix\": \"/x\", \"builtin_modules\": [], \"config\": {}}'\n",
-    )
-    .unwrap();
-    let not_python = dir.path().join("false-python");
-    std::fs::write(
-        &not_python,
-        "#!/bin/sh\necho 'I am not Python' >&2\nexit 3\n",
-    )
-    .unwrap();
-    for script in [&fake_pypy, &not_python] {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let fake_pypy = support::script(
+        dir.path(),
+        "pypy3",
+        "echo '{\"implementation\": \"PyPy\", \"version\": \"3.10.14\", \"abiflags\": \"\", \"executable\": \"/x\", \"prefix\": \"/x\", \"base_prefix\": \"/x\", \"builtin_modules\": [], \"config\": {}}'\n",
+    );
+    let not_python = support::script(
+        dir.path(),
+        "false-python",
+        "echo 'I am not Python' >&2\nexit 3\n",
+    );
     let cases: Vec<(&Path, &str)> = vec![
         (Path::new("/nonexistent/python"), "cannot run it"),
         (&fake_pypy, "is PyPy 3.10.14, not CPython"),

@@ -267,13 +267,7 @@ fn serve_once(binary: &Path, app: &Path) -> String {
 }
 
 fn readelf_dynamic(binary: &Path) -> String {
-    let out = Command::new("readelf")
-        .arg("-d")
-        .arg(binary)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
+    support::readelf("-d", binary)
 }
 
 #[test]

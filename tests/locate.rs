@@ -381,7 +381,7 @@ fn unwritable_prefix_extracts_into_the_cache_folder() {
     let Some((_, pyenv311)) = support::require_python("3.11") else {
         return;
     };
-    let as_root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let as_root = support::running_as_root();
     let open = |path: &Path, mode: u32| {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
     };
@@ -411,14 +411,7 @@ fn unwritable_prefix_extracts_into_the_cache_folder() {
     }
 
     let run = |json: bool| {
-        let mut command = if as_root {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(&binary);
-            c
-        } else {
-            Command::new(&binary)
-        };
+        let mut command = support::unprivileged(&binary);
         command
             .env("XDG_CACHE_HOME", &cache)
             .env("HOME", &cache)

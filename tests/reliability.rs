@@ -295,8 +295,8 @@ fn eight_concurrent_applies_keep_every_plan() {
 fn permission_denied_exits_2_and_changes_nothing() {
     // Root may write anywhere: as root the binary runs as `nobody` (setpriv) on a tree it can
     // read but not write; otherwise the folders are made read-only.
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let as_root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    use std::os::unix::fs::PermissionsExt;
+    let as_root = support::running_as_root();
     let work = tempfile::tempdir().unwrap();
     let set_mode = |path: &Path, mode: u32| {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
@@ -314,14 +314,7 @@ fn permission_denied_exits_2_and_changes_nothing() {
     }
     let before = snapshot_dir(&tree);
     for args in [vec!["apply", "--mode", "nolib", "--probe"], vec!["revert"]] {
-        let mut command = if as_root {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(&binary);
-            c
-        } else {
-            Command::new(&binary)
-        };
+        let mut command = support::unprivileged(&binary);
         command.arg(args[0]).arg(&tree).args(&args[1..]);
         if args[0] == "apply" {
             command.arg(&probe);
@@ -401,17 +394,11 @@ fn paths_with_spaces_and_non_utf8_bytes_work() {
 
 #[test]
 fn interpreter_that_crashes_or_hangs_exits_2_in_bounded_time() {
-    use std::os::unix::fs::PermissionsExt;
     let (_tmp, tree) = sample_tree("2.0.31");
     let before = snapshot_dir(&tree);
     let dir = tempfile::tempdir().unwrap();
-    let crashing = dir.path().join("crashing-python");
-    std::fs::write(&crashing, "#!/bin/sh\nkill -SEGV $$\n").unwrap();
-    let hanging = dir.path().join("hanging-python");
-    std::fs::write(&hanging, "#!/bin/sh\nexec sleep 60\n").unwrap();
-    for script in [&crashing, &hanging] {
-        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let crashing = support::script(dir.path(), "crashing-python", "kill -SEGV $$\n");
+    let hanging = support::script(dir.path(), "hanging-python", "exec sleep 60\n");
     for (python, wanted) in [
         (&crashing, "SIGSEGV"),
         (&hanging, "did not answer within 1 s; it was stopped"),

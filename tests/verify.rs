@@ -238,26 +238,17 @@ fn cc_is_honoured_and_its_failure_reported() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("calls.log");
     // A wrapper that logs each call and then runs the real compiler.
-    let wrapper = dir.path().join("logging-cc");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\necho \"$@\" >> '{}'\nexec cc \"$@\"\n",
-            log.display()
-        ),
-    )
-    .unwrap();
+    let wrapper = support::script(
+        dir.path(),
+        "logging-cc",
+        &format!("echo \"$@\" >> '{}'\nexec cc \"$@\"\n", log.display()),
+    );
     // A compiler that refuses every compile (-c) with its own message.
-    let refusing = dir.path().join("refusing-cc");
-    std::fs::write(
-        &refusing,
-        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = -c ] && { echo 'refusing-cc: no compiling today' >&2; exit 1; }; done\nexec cc \"$@\"\n",
-    )
-    .unwrap();
-    for script in [&wrapper, &refusing] {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let refusing = support::script(
+        dir.path(),
+        "refusing-cc",
+        "for a in \"$@\"; do [ \"$a\" = -c ] && { echo 'refusing-cc: no compiling today' >&2; exit 1; }; done\nexec cc \"$@\"\n",
+    );
     let (code, json, stderr) = verify(&python, &[], &[("CC", wrapper.as_os_str())]);
     assert_eq!(code, Some(0), "{stderr}\n{json:#}");
     assert_eq!(json["compiler"], wrapper.display().to_string());

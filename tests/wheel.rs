@@ -66,13 +66,7 @@ fn make_tools_venv() -> Option<PathBuf> {
 }
 
 fn glibc_versions(binary: &Path) -> Vec<(u32, u32)> {
-    let out = Command::new("readelf")
-        .arg("-V")
-        .arg(binary)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = support::readelf("-V", binary);
     let mut versions: Vec<(u32, u32)> = text
         .split(|c: char| c.is_whitespace())
         .filter_map(|word| word.strip_prefix("GLIBC_"))
@@ -87,13 +81,7 @@ fn glibc_versions(binary: &Path) -> Vec<(u32, u32)> {
 }
 
 fn needed(binary: &Path) -> Vec<String> {
-    let out = Command::new("readelf")
-        .arg("-d")
-        .arg(binary)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout)
+    support::readelf("-d", binary)
         .lines()
         .filter(|l| l.contains("(NEEDED)"))
         .filter_map(|l| l.split('[').nth(1)?.split(']').next().map(str::to_string))

@@ -317,3 +317,43 @@ pub fn non_pic_archive(dir: &Path, name: &str, base: Option<&Path>) -> PathBuf {
     assert!(status.success());
     archive
 }
+
+/// Write an executable shell script `dir/name` with `body` after the `#!/bin/sh` line.
+pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Whether the tests run as root (who may write anywhere).
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").unwrap().uid() == 0
+}
+
+/// `program` run as `nobody` when the tests run as root (through `setpriv`), else as is: for
+/// tests that need a user who cannot write somewhere.
+pub fn unprivileged(program: &Path) -> Command {
+    if running_as_root() {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// `readelf FLAG BINARY`'s output.
+pub fn readelf(flag: &str, binary: &Path) -> String {
+    let out = Command::new("readelf")
+        .arg(flag)
+        .arg(binary)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "readelf {flag} {}", binary.display());
+    String::from_utf8(out.stdout).unwrap()
+}
