@@ -16,13 +16,18 @@ fn whole_archive(py: &StaticPython) -> String {
 }
 
 fn apply(py: &StaticPython, tree: &std::path::Path) {
+    apply_with_archive(py, tree, &py.archive);
+}
+
+/// `patch_uwsgi apply TREE --python PY --libpython ARCHIVE`, asserting a static plan.
+fn apply_with_archive(py: &StaticPython, tree: &std::path::Path, archive: &std::path::Path) {
     let out = run(&[
         OsStr::new("apply"),
         tree.as_os_str(),
         OsStr::new("--python"),
         py.python.as_os_str(),
         OsStr::new("--libpython"),
-        py.archive.as_os_str(),
+        archive.as_os_str(),
     ]);
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
@@ -165,15 +170,7 @@ fn archive_path_with_spaces_and_quotes_reaches_the_shell_link_as_one_word() {
         let archive = odd.join(py.archive.file_name().unwrap());
         std::fs::copy(&py.archive, &archive).unwrap();
         let (_tmp, tree) = sample_tree("2.0.31");
-        let out = run(&[
-            OsStr::new("apply"),
-            tree.as_os_str(),
-            OsStr::new("--python"),
-            py.python.as_os_str(),
-            OsStr::new("--libpython"),
-            archive.as_os_str(),
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+        apply_with_archive(&py, &tree, &archive);
         let libs = exec_plugin(&py.python, &tree, &[], &[]).unwrap()["LIBS"].clone();
         let libs: Vec<String> = libs
             .as_array()
