@@ -64,8 +64,9 @@ fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    // Named by the file being replaced: the temporary name means nothing to the user.
     temp.write_all(bytes)
-        .map_err(|e| Error::io("write", temp.path(), e))?;
+        .map_err(|e| Error::io("write the new content of", path, e))?;
     if let Some(permissions) = permissions {
         fs::set_permissions(temp.path(), permissions)
             .map_err(|e| Error::io("set permissions of", temp.path(), e))?;
@@ -80,7 +81,7 @@ fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
     }
     temp.as_file()
         .sync_all()
-        .map_err(|e| Error::io("flush", temp.path(), e))?;
+        .map_err(|e| Error::io("flush the new content of", path, e))?;
     Ok(temp)
 }
 

@@ -292,6 +292,33 @@ fn eight_concurrent_applies_keep_every_plan() {
 }
 
 #[test]
+fn a_write_that_fails_for_lack_of_room_changes_nothing() {
+    // A real failing write: the file-size limit (ulimit -f, SIGXFSZ ignored) makes writing the
+    // 62 KB uwsgiconfig.py fail with EFBIG, as a full disk fails with ENOSPC.
+    let (_tmp, tree) = sample_tree("2.0.31");
+    let before = snapshot_dir(&tree);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 16; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_patch_uwsgi"))
+        .args([OsStr::new("apply"), tree.as_os_str(), OsStr::new("--probe")])
+        .arg(dump("pyenv-cpython-3.12.1"))
+        .args(["--mode", "nolib"])
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot write the new content of {}",
+            tree.join("uwsgiconfig.py").display()
+        )) && stderr.contains("File too large"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot_dir(&tree), before);
+}
+
+#[test]
 fn permission_denied_exits_2_and_changes_nothing() {
     // Root may write anywhere: as root the binary runs as `nobody` (setpriv) on a tree it can
     // read but not write; otherwise the folders are made read-only.
