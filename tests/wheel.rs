@@ -13,16 +13,14 @@ use support::texts;
 /// Pinned build tools, installed from PyPI into target/wheel-tools (once).
 const TOOLS: &[&str] = &["maturin==1.16.0", "ziglang==0.17.1", "pyyaml==6.0.4"];
 
-/// The shared libraries a manylinux2014 binary may need (PEP 599's list, the ones a Rust
-/// binary can use).
+/// The only shared libraries the binary may need: the C library's parts and libgcc_s, present
+/// on every manylinux2014 system.
 const ALLOWED_LIBS: &[&str] = &[
     "libc.so.6",
     "libm.so.6",
     "libdl.so.2",
     "libpthread.so.0",
-    "librt.so.1",
     "libgcc_s.so.1",
-    "ld-linux-x86-64.so.2",
 ];
 
 fn tools_venv() -> Option<PathBuf> {
