@@ -31,7 +31,7 @@ mod tree;
 mod verify;
 
 pub use error::{Error, Result};
-pub use link::needs_no_pie;
+pub use link::{needs_no_pie, PieDecision};
 pub use locate::{
     archive_name, locate_libpython, reject_reason, Candidate, Located, SearchOptions, Source,
     LIBPYTHON_ENV, MANYLINUX_ROOT,

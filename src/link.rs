@@ -6,7 +6,21 @@
 use std::path::Path;
 use std::process::Command;
 
+use serde::Serialize;
+
 use crate::error::{Error, Result};
+
+/// How the `-no-pie` question was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PieDecision {
+    /// A probe link just now.
+    ProbeLink,
+    /// The answer of an earlier probe link for the same archive, compiler and libraries.
+    Cached,
+    /// Given by the caller (`--no-pie yes|no`).
+    Given,
+}
 
 const MAIN: &str = "int main(void) { return 0; }\n";
 
@@ -75,18 +89,112 @@ fn link(
 pub fn needs_no_pie(libs: &[String]) -> Result<bool> {
     let dir = tempfile::tempdir()
         .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
-    std::fs::write(dir.path().join("main.c"), MAIN)
-        .map_err(|e| Error::io("write", &dir.path().join("main.c"), e))?;
     let tool = c_compiler()?;
-    let first = match link(&tool, dir.path(), &[], libs)? {
+    probe_link(&tool, dir.path(), libs)
+}
+
+fn probe_link(tool: &cc::Tool, dir: &Path, libs: &[String]) -> Result<bool> {
+    std::fs::write(dir.join("main.c"), MAIN)
+        .map_err(|e| Error::io("write", &dir.join("main.c"), e))?;
+    let first = match link(tool, dir, &[], libs)? {
         Ok(()) => return Ok(false),
         Err(message) => message,
     };
-    match link(&tool, dir.path(), &["-no-pie"], libs)? {
+    match link(tool, dir, &["-no-pie"], libs)? {
         Ok(()) => Ok(true),
         Err(second) => Err(Error::LinkProbe {
             compiler: tool.path().display().to_string(),
             message: format!("{}\nwith -no-pie:\n{}", first.trim(), second.trim()),
         }),
+    }
+}
+
+/// 64-bit FNV-1a: a stable hash for cache file names (std's hasher may change between
+/// releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn modified_nanos(path: &Path) -> Option<u128> {
+    let meta = std::fs::metadata(path).ok()?;
+    let time = meta.modified().ok()?;
+    Some(time.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos())
+}
+
+/// What the probe link's answer depends on: this tool's version, the archive (real path, size,
+/// modification time), the compiler (resolved path, modification time, arguments) and the
+/// libraries. `None` when any of it cannot be read (then nothing is cached).
+fn probe_key(tool: &cc::Tool, libs: &[String], archive: &Path) -> Option<u64> {
+    let archive_path = std::fs::canonicalize(archive).ok()?;
+    let compiler = which::which(tool.path()).ok()?;
+    let mut key = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}\n",
+        env!("CARGO_PKG_VERSION"),
+        archive_path.display(),
+        std::fs::metadata(&archive_path).ok()?.len(),
+        modified_nanos(&archive_path)?,
+        compiler.display(),
+        modified_nanos(&compiler)?,
+    );
+    for part in tool
+        .args()
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .chain(libs.iter().cloned())
+    {
+        key.push_str(&part);
+        key.push('\n');
+    }
+    Some(fnv1a(key.as_bytes()))
+}
+
+/// [`needs_no_pie`], remembered in `cache_dir/pie-probe/` so that a second run with the same
+/// archive, compiler and libraries answers without linking (the link takes most of a
+/// `locate` once the archive is extracted).
+pub(crate) fn needs_no_pie_cached(
+    libs: &[String],
+    archive: &Path,
+    cache_dir: &Path,
+) -> Result<(bool, PieDecision)> {
+    let tool = c_compiler()?;
+    let file = probe_key(&tool, libs, archive)
+        .map(|key| cache_dir.join("pie-probe").join(format!("{key:016x}")));
+    if let Some(file) = &file {
+        match std::fs::read_to_string(file).as_deref().map(str::trim) {
+            Ok("no-pie") => return Ok((true, PieDecision::Cached)),
+            Ok("pie") => return Ok((false, PieDecision::Cached)),
+            _ => {}
+        }
+    }
+    let dir = tempfile::tempdir()
+        .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
+    let no_pie = probe_link(&tool, dir.path(), libs)?;
+    if let Some(file) = file {
+        // Best effort: a cache that cannot be written only costs the next run a link.
+        if let Some(parent) = file.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let answer: &[u8] = if no_pie { b"no-pie\n" } else { b"pie\n" };
+        let _ = crate::fsio::write_atomic(&file, answer);
+    }
+    Ok((no_pie, PieDecision::ProbeLink))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_known_values() {
+        // Published FNV-1a 64 test vectors.
+        for (input, hash) in [
+            (&b""[..], 0xcbf2_9ce4_8422_2325_u64),
+            (b"a", 0xaf63_dc4c_8601_ec8c),
+            (b"foobar", 0x8594_4171_f739_67e8),
+        ] {
+            assert_eq!(fnv1a(input), hash, "{input:?}");
+        }
     }
 }

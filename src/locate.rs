@@ -63,6 +63,8 @@ pub struct Located {
     pub source: Source,
     /// Every candidate, in order, the chosen one last.
     pub tried: Vec<Candidate>,
+    /// How the `-no-pie` question was answered for this archive (set when a plan is made).
+    pub pie: Option<crate::link::PieDecision>,
 }
 
 /// The archive file name an interpreter's libpython has: sysconfig `LIBRARY`, else
@@ -127,7 +129,7 @@ pub const MANYLINUX_ROOT: &str = "/opt/_internal";
 /// The tarball's file name (manylinux PR #1250).
 pub const MANYLINUX_TARBALL: &str = "static-libs-for-embedding-only.tar.xz";
 
-fn default_cache_dir() -> PathBuf {
+pub(crate) fn default_cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -237,6 +239,7 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
                 path,
                 source,
                 tried,
+                pie: None,
             });
         }
     }
@@ -291,6 +294,7 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
                 path,
                 source,
                 tried,
+                pie: None,
             });
         }
     }
@@ -324,6 +328,7 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
                 path: cache,
                 source: Source::ManylinuxTarball,
                 tried,
+                pie: None,
             });
         }
     }
@@ -357,6 +362,7 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
                 path: dest,
                 source: Source::ManylinuxTarball,
                 tried,
+                pie: None,
             })
         }
         Err(problem) => {

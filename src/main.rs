@@ -28,6 +28,8 @@ options:
   --mode MODE         auto|static|nolib (default auto: shared if the Python has a libpython.so;
                       locate defaults to static)
   --manylinux-root DIR  folder with static-libs-for-embedding-only.tar.xz (default /opt/_internal)
+  --no-pie auto|yes|no  link the executable -no-pie: auto decides by a probe link (remembered
+                      in the cache folder for the same archive and compiler)
   --runtime-python PATH  (verify) also run against this Python's stdlib, as a shipped binary
                       would meet it
   --json              report as JSON on stdout
@@ -110,6 +112,16 @@ fn parse() -> Result<Parsed, lexopt::Error> {
             }
             Long("runtime-python") => runtime_python = Some(PathBuf::from(parser.value()?)),
             Long("probe") => probe = Some(PathBuf::from(parser.value()?)),
+            Long("no-pie") => {
+                options.plan.no_pie = match parser.value()?.string()?.as_str() {
+                    "auto" => None,
+                    "yes" => Some(true),
+                    "no" => Some(false),
+                    other => {
+                        return Err(format!("--no-pie takes auto, yes or no, not {other:?}").into())
+                    }
+                }
+            }
             Long("json") => json = true,
             Long("quiet") | Short('q') => quiet = true,
             Value(value) if command.is_none() => {
@@ -286,6 +298,7 @@ fn run_locate(args: &Args) -> ExitCode {
             "libs": plan.libs,
             "ldflags": plan.ldflags,
             "no_pie": plan.no_pie,
+            "pie_decision": found.pie,
             "tried": found.tried,
             "probe": interp,
         });
@@ -308,6 +321,18 @@ fn run_locate(args: &Args) -> ExitCode {
             writeln!(out, "libs after the objects: {}", plan.libs.join(" "))?;
             if !plan.ldflags.is_empty() {
                 writeln!(out, "ldflags: {}", plan.ldflags.join(" "))?;
+            }
+            if let Some(decision) = found.pie {
+                writeln!(
+                    out,
+                    "-no-pie: {} ({})",
+                    if plan.no_pie { "needed" } else { "not needed" },
+                    match decision {
+                        patch_uwsgi::PieDecision::ProbeLink => "probe link",
+                        patch_uwsgi::PieDecision::Cached => "earlier probe link, cached",
+                        patch_uwsgi::PieDecision::Given => "given",
+                    }
+                )?;
             }
             for candidate in &found.tried {
                 let verdict = candidate.rejected.as_deref().unwrap_or("chosen");
@@ -431,6 +456,7 @@ fn run_verify(args: &Args) -> ExitCode {
     let options = VerifyOptions {
         python: args.options.python.clone(),
         interpreter: args.options.interpreter.clone(),
+        no_pie: args.options.plan.no_pie,
         search: args.options.plan.search.clone(),
         runtime_python: args.runtime_python.clone(),
         ..VerifyOptions::default()

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::locate::{locate_libpython, Located, SearchOptions, Source};
+use crate::link::{needs_no_pie_cached, PieDecision};
+use crate::locate::{default_cache_dir, locate_libpython, Located, SearchOptions, Source};
 use crate::python::Interpreter;
 
 /// Path of the plan file inside a uWSGI tree.
@@ -149,19 +150,29 @@ impl LinkPlan {
                 });
             }
         }
+        let mut located = located;
         let mut plan = Self::with_archive(
             interp,
             mode,
             located.as_ref(),
             options.no_pie.unwrap_or(false),
         );
-        // Decide -no-pie by a probe link, not by image name: a non-PIC archive (manylinux)
-        // fails in a PIE executable with a relocation error.
-        if mode == Mode::Static
-            && options.no_pie.is_none()
-            && crate::link::needs_no_pie(&plan.libs)?
-        {
-            plan = Self::with_archive(interp, mode, located.as_ref(), true);
+        if let Some(found) = located.as_mut() {
+            found.pie = Some(PieDecision::Given);
+            if options.no_pie.is_none() {
+                // Decide -no-pie by a probe link, not by image name: a non-PIC archive
+                // (manylinux) fails in a PIE executable with a relocation error.
+                let cache = options
+                    .search
+                    .cache_dir
+                    .clone()
+                    .unwrap_or_else(default_cache_dir);
+                let (no_pie, decision) = needs_no_pie_cached(&plan.libs, &found.path, &cache)?;
+                found.pie = Some(decision);
+                if no_pie {
+                    plan = Self::with_archive(interp, mode, Some(found), true);
+                }
+            }
         }
         Ok((plan, located))
     }

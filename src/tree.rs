@@ -305,6 +305,8 @@ pub struct Location {
     pub plan: LinkPlan,
     /// Every archive candidate looked at, the chosen one last.
     pub tried: Vec<crate::Candidate>,
+    /// How `-no-pie` was decided (`None` when no archive is planned).
+    pub pie: Option<crate::PieDecision>,
 }
 
 /// Probe the target interpreter and find its static libpython (unless the mode is `nolib` or
@@ -318,6 +320,7 @@ pub fn locate(options: &Options) -> Result<Location> {
     Ok(Location {
         interpreter,
         plan,
+        pie: located.as_ref().and_then(|l| l.pie),
         tried: located.map(|l| l.tried).unwrap_or_default(),
     })
 }

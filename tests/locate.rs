@@ -331,6 +331,38 @@ fn non_pic_archive_gets_no_pie_by_a_probe_link() {
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(json["no_pie"], true);
     assert_eq!(json["ldflags"], serde_json::json!(["-no-pie"]));
+    assert_eq!(json["pie_decision"], "probe-link");
+
+    // The answer is remembered for the same archive and compiler; a changed archive is probed
+    // again; `--no-pie no` is taken as given.
+    let again = |extra: &[&OsStr]| {
+        let mut args = vec![OsStr::new("--libpython"), archive.as_os_str()];
+        args.extend_from_slice(extra);
+        locate(&py.python, &args, cache.path()).1
+    };
+    let json = again(&[]);
+    assert_eq!(
+        (&json["pie_decision"], &json["no_pie"]),
+        (&"cached".into(), &true.into())
+    );
+    let file = std::fs::File::options()
+        .append(true)
+        .open(&archive)
+        .unwrap();
+    file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    drop(file);
+    let json = again(&[]);
+    assert_eq!(
+        (&json["pie_decision"], &json["no_pie"]),
+        (&"probe-link".into(), &true.into())
+    );
+    let json = again(&[OsStr::new("--no-pie"), OsStr::new("no")]);
+    assert_eq!(
+        (&json["pie_decision"], &json["no_pie"]),
+        (&"given".into(), &false.into())
+    );
+    assert_eq!(json["ldflags"], serde_json::json!([]));
 
     // The pyenv archive is PIC: no -no-pie.
     let (_, json, _) = locate(

@@ -19,6 +19,7 @@ fn plan_312() -> LinkPlan {
         path: PathBuf::from("/opt/_internal/cpython-3.12.1/lib/libpython3.12.a"),
         source: Source::ManylinuxTarball,
         tried: vec![],
+        pie: None,
     };
     LinkPlan::with_archive(&interp, Mode::Static, Some(&located), true)
 }
