@@ -58,11 +58,10 @@ fn apply_whole_tree(bencher: divan::Bencher) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dump = root.join("vendor-samples/sysconfig/pyenv-cpython-3.12.1.json");
     let interp = Interpreter::from_json(&std::fs::read_to_string(&dump).unwrap(), &dump).unwrap();
-    let located = Located {
-        path: PathBuf::from("/opt/_internal/cpython-3.12.1/lib/libpython3.12.a"),
-        source: Source::ManylinuxTarball,
-        tried: vec![],
-    };
+    let located = Located::new(
+        PathBuf::from("/opt/_internal/cpython-3.12.1/lib/libpython3.12.a"),
+        Source::ManylinuxTarball,
+    );
     let options = Options {
         link_plan: Some(LinkPlan::with_archive(
             &interp,

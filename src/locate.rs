@@ -67,6 +67,18 @@ pub struct Located {
     pub pie: Option<crate::link::PieDecision>,
 }
 
+impl Located {
+    /// An archive known without a search (a plan from a given path, tests, build tools).
+    pub fn new(path: PathBuf, source: Source) -> Located {
+        Located {
+            path,
+            source,
+            tried: Vec::new(),
+            pie: None,
+        }
+    }
+}
+
 /// The archive file name an interpreter's libpython has: sysconfig `LIBRARY`, else
 /// `libpython<VERSION><abiflags>.a`.
 pub fn archive_name(interp: &Interpreter) -> String {

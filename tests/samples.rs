@@ -15,12 +15,10 @@ use support::{repo, sample_tree, sample_versions, snapshot_dir};
 fn plan_312() -> LinkPlan {
     let dump = repo().join("vendor-samples/sysconfig/pyenv-cpython-3.12.1.json");
     let interp = Interpreter::from_json(&std::fs::read_to_string(&dump).unwrap(), &dump).unwrap();
-    let located = Located {
-        path: PathBuf::from("/opt/_internal/cpython-3.12.1/lib/libpython3.12.a"),
-        source: Source::ManylinuxTarball,
-        tried: vec![],
-        pie: None,
-    };
+    let located = Located::new(
+        PathBuf::from("/opt/_internal/cpython-3.12.1/lib/libpython3.12.a"),
+        Source::ManylinuxTarball,
+    );
     LinkPlan::with_archive(&interp, Mode::Static, Some(&located), true)
 }
 
