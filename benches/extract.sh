@@ -4,24 +4,15 @@
 # member and stop reading), the same with the -no-pie probe link, and a second `locate` (archive
 # extracted, probe-link answer cached) against one bare interpreter launch.
 # Usage: benches/extract.sh [RUNS]   (needs pyenv CPython 3.8 and 3.12; builds a release binary)
-set -euo pipefail
 runs="${1:-5}"
-repo="$(cd "$(dirname "$0")/.." && pwd)"
-cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
-bin="$repo/target/release/patch_uwsgi"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-py312="$HOME/.pyenv/versions/3.12.1/bin/python3.12"
+source "$(dirname "$0")/common.sh"
 py38="$HOME/.pyenv/versions/3.8.18/bin/python3.8"
-python="$("$py312" "$repo/tests/support/make_static_prefix.py" "$work" cpython-3.12.1)"
 mkdir -p "$work/stage/cpython-3.8.18/lib" "$work/stage/cpython-3.12.1/lib" "$work/root" "$work/out"
-cp "$("$py38" -c "import sysconfig as s; print(s.get_config_var('LIBPL') + '/' + s.get_config_var('LIBRARY'))")" "$work/stage/cpython-3.8.18/lib/"
-cp "$("$py312" -c "import sysconfig as s; print(s.get_config_var('LIBPL') + '/' + s.get_config_var('LIBRARY'))")" "$work/stage/cpython-3.12.1/lib/"
+cp "$(archive_of "$py38")" "$work/stage/cpython-3.8.18/lib/"
+cp "$(archive_of "$py312")" "$work/stage/cpython-3.12.1/lib/"
 tarball="$work/root/static-libs-for-embedding-only.tar.xz"
 (cd "$work/stage" && tar -cJf "$tarball" cpython-3.8.18 cpython-3.12.1)
 echo "tarball: $(du -h "$tarball" | cut -f1), member cpython-3.12.1/lib/libpython3.12.a (last of two)"
-best() { sort -n | head -n1; }
-t() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
 tar_ms=$(for _ in $(seq "$runs"); do t tar -xJf "$tarball" -C "$work/out" cpython-3.12.1/lib/libpython3.12.a; done | best)
 ours_ms=$(for _ in $(seq "$runs"); do rm -f "$work/cpython-3.12.1/lib/libpython3.12.a"; t env XDG_CACHE_HOME="$work/cache" "$bin" locate --python "$python" --manylinux-root "$work/root" --no-pie no; done | best)
 linked_ms=$(for _ in $(seq "$runs"); do rm -rf "$work/cpython-3.12.1/lib/libpython3.12.a" "$work/cache/patch-uwsgi/pie-probe"; t env XDG_CACHE_HOME="$work/cache" "$bin" locate --python "$python" --manylinux-root "$work/root"; done | best)
