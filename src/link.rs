@@ -3,7 +3,7 @@
 //! executables by default the link then fails with a relocation error unless `-no-pie` is
 //! given. The only reliable test is to try.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Serialize;
@@ -159,8 +159,7 @@ pub(crate) fn needs_no_pie_cached(
     cache_dir: &Path,
 ) -> Result<(bool, PieDecision)> {
     let tool = c_compiler()?;
-    let file = probe_key(&tool, libs, archive)
-        .map(|key| cache_dir.join("pie-probe").join(format!("{key:016x}")));
+    let file = answer_file(&tool, libs, archive, cache_dir);
     if let Some(file) = &file {
         match std::fs::read_to_string(file).as_deref().map(str::trim) {
             Ok("no-pie") => return Ok((true, PieDecision::Cached)),
@@ -172,14 +171,42 @@ pub(crate) fn needs_no_pie_cached(
         .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
     let no_pie = probe_link(&tool, dir.path(), libs)?;
     if let Some(file) = file {
-        // Best effort: a cache that cannot be written only costs the next run a link.
-        if let Some(parent) = file.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let answer: &[u8] = if no_pie { b"no-pie\n" } else { b"pie\n" };
-        let _ = crate::fsio::write_atomic(&file, answer);
+        store_answer(&file, no_pie);
     }
     Ok((no_pie, PieDecision::ProbeLink))
+}
+
+fn answer_file(
+    tool: &cc::Tool,
+    libs: &[String],
+    archive: &Path,
+    cache_dir: &Path,
+) -> Option<PathBuf> {
+    probe_key(tool, libs, archive)
+        .map(|key| cache_dir.join("pie-probe").join(format!("{key:016x}")))
+}
+
+fn store_answer(file: &Path, no_pie: bool) {
+    // Best effort: a cache that cannot be written only costs the next run a link.
+    if let Some(parent) = file.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let answer: &[u8] = if no_pie { b"no-pie\n" } else { b"pie\n" };
+    let _ = crate::fsio::write_atomic(file, answer);
+}
+
+/// Record an answer found by another link with the same archive, compiler and libraries
+/// (`verify`'s), so the next plan needs no probe link.
+pub(crate) fn remember_no_pie(
+    tool: &cc::Tool,
+    libs: &[String],
+    archive: &Path,
+    cache_dir: &Path,
+    no_pie: bool,
+) {
+    if let Some(file) = answer_file(tool, libs, archive, cache_dir) {
+        store_answer(&file, no_pie);
+    }
 }
 
 #[cfg(test)]

@@ -141,6 +141,11 @@ pub const MANYLINUX_ROOT: &str = "/opt/_internal";
 /// The tarball's file name (manylinux PR #1250).
 pub const MANYLINUX_TARBALL: &str = "static-libs-for-embedding-only.tar.xz";
 
+/// The cache folder of `options` (extracted archives, probe-link answers).
+pub(crate) fn cache_dir(options: &SearchOptions) -> PathBuf {
+    options.cache_dir.clone().unwrap_or_else(default_cache_dir)
+}
+
 pub(crate) fn default_cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::link::{needs_no_pie_cached, PieDecision};
-use crate::locate::{default_cache_dir, locate_libpython, Located, SearchOptions, Source};
+use crate::locate::{cache_dir, locate_libpython, Located, SearchOptions, Source};
 use crate::python::Interpreter;
 
 /// Path of the plan file inside a uWSGI tree.
@@ -162,11 +162,7 @@ impl LinkPlan {
             if options.no_pie.is_none() {
                 // Decide -no-pie by a probe link, not by image name: a non-PIC archive
                 // (manylinux) fails in a PIE executable with a relocation error.
-                let cache = options
-                    .search
-                    .cache_dir
-                    .clone()
-                    .unwrap_or_else(default_cache_dir);
+                let cache = cache_dir(&options.search);
                 let (no_pie, decision) = needs_no_pie_cached(&plan.libs, &found.path, &cache)?;
                 found.pie = Some(decision);
                 if no_pie {

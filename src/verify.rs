@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::link::{c_compiler, describe, is_pie_relocation_error};
-use crate::locate::{Candidate, SearchOptions};
+use crate::link::{c_compiler, describe, is_pie_relocation_error, remember_no_pie};
+use crate::locate::{cache_dir, Candidate, SearchOptions};
 use crate::plan::{LinkPlan, Mode, ModeChoice, PlanOptions};
 use crate::process::{last_lines, run_bounded};
 use crate::python::{find_interpreter, Interpreter};
@@ -350,8 +350,18 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
         command: None,
     });
 
+    let tool = c_compiler()?;
+    let dir = tempfile::Builder::new()
+        .prefix("patch-uwsgi-verify-")
+        .tempdir()
+        .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
+    let source = dir.path().join("embed.c");
+    let object = dir.path().join("embed.o");
+    let exe = dir.path().join("embed");
+    std::fs::write(&source, EMBED_SOURCE).map_err(|e| Error::io("write", &source, e))?;
+
     // Meanwhile the build interpreter imports its own lib-dynload modules: the list to try and
-    // the baseline to compare with.
+    // the baseline to compare with. Every later return waits for it (it is bounded).
     let baseline = {
         let mut command = Command::new(&interp.path);
         command
@@ -365,16 +375,6 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
             .env_remove("PYTHONPATH");
         std::thread::spawn(move || run_bounded(&mut command, limit))
     };
-
-    let tool = c_compiler()?;
-    let dir = tempfile::Builder::new()
-        .prefix("patch-uwsgi-verify-")
-        .tempdir()
-        .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
-    let source = dir.path().join("embed.c");
-    let object = dir.path().join("embed.o");
-    let exe = dir.path().join("embed");
-    std::fs::write(&source, EMBED_SOURCE).map_err(|e| Error::io("write", &source, e))?;
 
     let mut verification = Verification {
         python: interp.path.clone(),
@@ -439,6 +439,16 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
             verification.needs_no_pie = linked.is_ok();
             verification.plan = plan.clone();
         }
+    }
+    if options.no_pie.is_none() && linked.is_ok() {
+        // Spare the `apply` that usually follows its own probe link.
+        remember_no_pie(
+            &tool,
+            &plan.libs,
+            &located.path,
+            &cache_dir(&options.search),
+            verification.needs_no_pie,
+        );
     }
     verification.steps.push(StepReport {
         step: Step::Link,

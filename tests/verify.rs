@@ -169,13 +169,29 @@ fn non_pic_archive_is_retried_with_no_pie_and_the_plan_says_so() {
     };
     let dir = tempfile::tempdir().unwrap();
     let archive = support::non_pic_archive(dir.path(), "libpython3.12.a", Some(&py.archive));
+    let cache = tempfile::tempdir().unwrap();
     let (code, json, stderr) = verify(
         &py.python,
         &[OsStr::new("--libpython"), archive.as_os_str()],
-        &[],
+        &[("XDG_CACHE_HOME", cache.path().as_os_str())],
     );
     assert_eq!(code, Some(0), "{stderr}\n{json:#}");
     assert_eq!(json["needs_no_pie"], true);
+    // The answer is kept for the apply that follows: it needs no probe link of its own.
+    let out = bin()
+        .env("XDG_CACHE_HOME", cache.path())
+        .args([
+            OsStr::new("locate"),
+            OsStr::new("--json"),
+            OsStr::new("--python"),
+        ])
+        .arg(&py.python)
+        .args([OsStr::new("--libpython"), archive.as_os_str()])
+        .output()
+        .unwrap();
+    let located: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(located["pie_decision"], "cached", "{:?}", texts(&out));
+    assert_eq!(located["no_pie"], true);
     assert_eq!(json["plan"]["no_pie"], true);
     assert_eq!(json["plan"]["ldflags"], serde_json::json!(["-no-pie"]));
     let link = strings(&step(&json, "link")["command"]);
