@@ -289,13 +289,27 @@ fn interpreter_problems_exit_2() {
         "false-python",
         "echo 'I am not Python' >&2\nexit 3\n",
     );
+    let crashing = support::script(dir.path(), "crashing-python", "kill -SEGV $$\n");
+    // exec: the process killed at the time limit is the one holding the pipes.
+    let hanging = support::script(dir.path(), "hanging-python", "exec sleep 60\n");
     let cases: Vec<(&Path, &str)> = vec![
         (Path::new("/nonexistent/python"), "cannot run it"),
         (&fake_pypy, "is PyPy 3.10.14, not CPython"),
         (&not_python, "I am not Python"),
+        (&crashing, "SIGSEGV"),
+        (&hanging, "did not answer within 1 s; it was stopped"),
     ];
     for (python, wanted) in cases {
-        let out = cmd(&["apply"], &tree, python);
+        let out = support::bin()
+            .env(patch_uwsgi::PROBE_TIMEOUT_ENV, "1")
+            .args([
+                OsStr::new("apply"),
+                tree.as_os_str(),
+                OsStr::new("--python"),
+            ])
+            .arg(python)
+            .output()
+            .unwrap();
         let (_, stderr) = texts(&out);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(
