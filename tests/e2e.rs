@@ -323,6 +323,16 @@ fn static_only_python_links_serves_and_rebuilds_for_a_second_python() {
             "libpython is not inside the binary"
         );
 
+        // verify's seconds-long check agrees with the minutes-long build.
+        let out = bin()
+            .args([OsStr::new("verify"), OsStr::new("--python")])
+            .arg(&py.python)
+            .arg("--manylinux-root")
+            .arg(root.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "verify: {:?}", texts(&out));
+
         let body = serve_once(&binary, &app(work.path()));
         assert_eq!(body, py.version, "served by the wrong Python");
         std::fs::remove_file(&binary).unwrap();
