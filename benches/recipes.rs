@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 
 use patch_uwsgi::{FileKind, Interpreter, LinkPlan, Located, Mode, Options, Source};
 
+// The integration tests' helpers (copying a vendored tree).
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 fn main() {
     divan::main();
 }
@@ -41,18 +45,6 @@ fn patch_every_release_in_memory(bencher: divan::Bencher) {
     });
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 #[divan::bench]
 fn apply_whole_tree(bencher: divan::Bencher) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -74,7 +66,7 @@ fn apply_whole_tree(bencher: divan::Bencher) {
     bencher
         .with_inputs(|| {
             let dir = tempfile::tempdir().unwrap();
-            copy_tree(&root.join("vendor-samples/2.0.31"), dir.path());
+            support::copy_tree(&root.join("vendor-samples/2.0.31"), dir.path());
             dir
         })
         .bench_values(|dir| {

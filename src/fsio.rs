@@ -227,6 +227,14 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 mod tests {
     use super::*;
 
+    fn change(path: &Path, before: Option<&[u8]>, after: Option<&[u8]>) -> Change {
+        Change {
+            path: path.to_path_buf(),
+            before: before.map(<[u8]>::to_vec),
+            after: after.map(<[u8]>::to_vec),
+        }
+    }
+
     fn leftovers(dir: &Path) -> Vec<String> {
         fs::read_dir(dir)
             .unwrap()
@@ -245,16 +253,8 @@ mod tests {
         fs::set_permissions(&a, fs::Permissions::from_mode(0o755)).unwrap();
         let b = dir.path().join("b.json");
         commit(&[
-            Change {
-                path: a.clone(),
-                before: Some(b"old".to_vec()),
-                after: Some(b"new".to_vec()),
-            },
-            Change {
-                path: b.clone(),
-                before: None,
-                after: Some(b"{}".to_vec()),
-            },
+            change(&a, Some(b"old"), Some(b"new")),
+            change(&b, None, Some(b"{}")),
         ])
         .unwrap();
         assert_eq!(fs::read(&a).unwrap(), b"new");
@@ -279,16 +279,8 @@ mod tests {
         fs::write(&b, "b0").unwrap();
         fs::set_permissions(&b, fs::Permissions::from_mode(0o444)).unwrap();
         let err = commit(&[
-            Change {
-                path: a.clone(),
-                before: Some(b"a0".to_vec()),
-                after: Some(b"a1".to_vec()),
-            },
-            Change {
-                path: b.clone(),
-                before: Some(b"b0".to_vec()),
-                after: Some(b"b1".to_vec()),
-            },
+            change(&a, Some(b"a0"), Some(b"a1")),
+            change(&b, Some(b"b0"), Some(b"b1")),
         ])
         .unwrap_err();
         assert!(err.to_string().contains("b.py"), "{err}");
@@ -307,16 +299,8 @@ mod tests {
         fs::create_dir(&blocker).unwrap();
         fs::write(blocker.join("x"), "x").unwrap();
         let err = commit(&[
-            Change {
-                path: a.clone(),
-                before: Some(b"a0".to_vec()),
-                after: Some(b"a1".to_vec()),
-            },
-            Change {
-                path: blocker.clone(),
-                before: None,
-                after: Some(b"new".to_vec()),
-            },
+            change(&a, Some(b"a0"), Some(b"a1")),
+            change(&blocker, None, Some(b"new")),
         ])
         .unwrap_err();
         assert!(err.to_string().contains("blocker"), "{err}");

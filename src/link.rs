@@ -5,10 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::process::run_bounded;
 
 /// How the `-no-pie` question was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,40 +62,49 @@ pub(crate) fn is_pie_relocation_error(message: &str) -> bool {
         || message.contains("can not be used when making a PIE object")
 }
 
+/// Limit for one compiler run: a whole-archive link of a large libpython takes about a second.
+const COMPILER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Run a compiler command to the end (bounded by [`COMPILER_TIMEOUT`]); `Err(message)` holds
+/// the compiler's own message when it failed.
+pub(crate) fn run_compiler(command: &mut Command) -> Result<std::result::Result<(), String>> {
+    let program = PathBuf::from(command.get_program());
+    match run_bounded(command, COMPILER_TIMEOUT).map_err(|e| Error::io("run", &program, e))? {
+        Some(out) if out.status.success() => Ok(Ok(())),
+        Some(out) => Ok(Err(String::from_utf8_lossy(&out.stderr).trim().to_string())),
+        None => Ok(Err(format!(
+            "the compiler did not finish within {} s",
+            COMPILER_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 fn link(
     tool: &cc::Tool,
     dir: &Path,
     extra: &[&str],
     libs: &[String],
 ) -> Result<std::result::Result<(), String>> {
-    let source = dir.join("main.c");
     let mut command = tool.to_command();
     command
         .args(extra)
         .arg("-o")
         .arg(dir.join("probe"))
-        .arg(&source)
+        .arg(dir.join("main.c"))
         .args(libs);
-    let out = command
-        .output()
-        .map_err(|e| Error::io("run the C compiler", tool.path(), e))?;
-    Ok(if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    })
+    run_compiler(&mut command)
 }
 
 /// Whether the executable link needs `-no-pie` with these `libs` (archive first). An error
 /// carries the compiler's own message when the link fails either way.
 pub fn needs_no_pie(libs: &[String]) -> Result<bool> {
-    let dir = tempfile::tempdir()
-        .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
-    let tool = c_compiler()?;
-    probe_link(&tool, dir.path(), libs)
+    probe_link(&c_compiler()?, libs)
 }
 
-fn probe_link(tool: &cc::Tool, dir: &Path, libs: &[String]) -> Result<bool> {
+fn probe_link(tool: &cc::Tool, libs: &[String]) -> Result<bool> {
+    let dir = tempfile::tempdir()
+        .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
+    let dir = dir.path();
     std::fs::write(dir.join("main.c"), MAIN)
         .map_err(|e| Error::io("write", &dir.join("main.c"), e))?;
     let first = match link(tool, dir, &[], libs)? {
@@ -167,9 +178,7 @@ pub(crate) fn needs_no_pie_cached(
             _ => {}
         }
     }
-    let dir = tempfile::tempdir()
-        .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
-    let no_pie = probe_link(&tool, dir.path(), libs)?;
+    let no_pie = probe_link(&tool, libs)?;
     if let Some(file) = file {
         store_answer(&file, no_pie);
     }

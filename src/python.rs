@@ -189,6 +189,18 @@ impl Interpreter {
     }
 }
 
+/// The interpreter to plan for: `given` (already probed, e.g. a saved dump) if any, else the
+/// probe of [`find_interpreter`]`(python)`.
+pub(crate) fn target_interpreter(
+    given: Option<&Interpreter>,
+    python: Option<&Path>,
+) -> Result<Interpreter> {
+    match given {
+        Some(interp) => Ok(interp.clone()),
+        None => Interpreter::probe(&find_interpreter(python)?),
+    }
+}
+
 /// The interpreter to target: `explicit` if given, else `python`, then `python3` on `PATH`
 /// (cibuildwheel puts the Python being built first on `PATH` as `python`).
 pub fn find_interpreter(explicit: Option<&Path>) -> Result<PathBuf> {

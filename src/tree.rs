@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::fsio::{commit, read_optional, remove_stale_temps, Change, TreeLock};
 use crate::plan::{LinkPlan, Mode, PlanFile, PlanOptions, PLAN_FILE};
-use crate::python::{find_interpreter, Interpreter};
+use crate::python::{target_interpreter, Interpreter};
 use crate::recipe::{patch_text, revert_text, FileKind, Outcome, PluginVariant};
 use crate::text::Doc;
 
@@ -312,10 +312,7 @@ pub struct Location {
 /// Probe the target interpreter and find its static libpython (unless the mode is `nolib` or
 /// an automatic `shared`); changes nothing but may extract the archive from manylinux's tarball.
 pub fn locate(options: &Options) -> Result<Location> {
-    let interpreter = match &options.interpreter {
-        Some(interp) => interp.clone(),
-        None => Interpreter::probe(&find_interpreter(options.python.as_deref())?)?,
-    };
+    let interpreter = target_interpreter(options.interpreter.as_ref(), options.python.as_deref())?;
     let (plan, located) = LinkPlan::new_located(&interpreter, &options.plan)?;
     Ok(Location {
         interpreter,
@@ -329,10 +326,7 @@ fn make_plan(options: &Options) -> Result<(Option<PathBuf>, LinkPlan)> {
     if let Some(plan) = &options.link_plan {
         return Ok((None, plan.clone()));
     }
-    let interp = match &options.interpreter {
-        Some(interp) => interp.clone(),
-        None => Interpreter::probe(&find_interpreter(options.python.as_deref())?)?,
-    };
+    let interp = target_interpreter(options.interpreter.as_ref(), options.python.as_deref())?;
     let plan = LinkPlan::new(&interp, &options.plan)?;
     Ok((Some(interp.path.clone()), plan))
 }

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::link::{c_compiler, describe, is_pie_relocation_error, remember_no_pie};
+use crate::link::{c_compiler, describe, is_pie_relocation_error, remember_no_pie, run_compiler};
 use crate::locate::{cache_dir, Candidate, SearchOptions};
 use crate::plan::{LinkPlan, Mode, ModeChoice, PlanOptions};
 use crate::process::{last_lines, run_bounded};
-use crate::python::{find_interpreter, Interpreter};
+use crate::python::{target_interpreter, Interpreter};
 
 /// The C program that embeds the interpreter.
 pub const EMBED_SOURCE: &str = include_str!("blocks/verify_embed.c");
@@ -25,9 +25,6 @@ pub const IMPORTS_SCRIPT: &str = include_str!("blocks/verify_imports.py");
 
 /// Default limit for running the embedding program (and the interpreter's own import run).
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Limit for one compiler run: a whole-archive link of a large libpython takes about a second.
-const COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The libraries uWSGI's own `uwsgiconfig.py` puts before the plugins' (`self.libs`): without
 /// `-rdynamic` the executable exports no Python symbols and every extension module fails with
@@ -302,19 +299,6 @@ fn include_dirs(interp: &Interpreter) -> Vec<String> {
     dirs
 }
 
-/// Compile and run with a limit; `Err(message)` when the compiler failed.
-fn compile_step(command: &mut Command) -> Result<std::result::Result<(), String>> {
-    let program = PathBuf::from(command.get_program());
-    match run_bounded(command, COMPILE_TIMEOUT).map_err(|e| Error::io("run", &program, e))? {
-        Some(out) if out.status.success() => Ok(Ok(())),
-        Some(out) => Ok(Err(String::from_utf8_lossy(&out.stderr).trim().to_string())),
-        None => Ok(Err(format!(
-            "the compiler did not finish within {} s",
-            COMPILE_TIMEOUT.as_secs()
-        ))),
-    }
-}
-
 /// Link and run a program embedding the target interpreter with its static plan; see the
 /// module documentation. Errors (exit 2 in the CLI) are problems before anything could be
 /// tried: no interpreter, no archive, no compiler. A failed compile, link, run or import is a
@@ -325,10 +309,7 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     let mut steps = Vec::new();
 
     let step_start = Instant::now();
-    let interp = match &options.interpreter {
-        Some(interp) => interp.clone(),
-        None => Interpreter::probe(&find_interpreter(options.python.as_deref())?)?,
-    };
+    let interp = target_interpreter(options.interpreter.as_ref(), options.python.as_deref())?;
     steps.push(StepReport {
         step: Step::Probe,
         seconds: seconds_since(step_start),
@@ -404,7 +385,7 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     for dir in include_dirs(&interp) {
         compile.arg(format!("-I{dir}"));
     }
-    let compiled = compile_step(&mut compile)?;
+    let compiled = run_compiler(&mut compile)?;
     verification.steps.push(StepReport {
         step: Step::Compile,
         seconds: seconds_since(step_start),
@@ -430,12 +411,12 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     };
     let step_start = Instant::now();
     let mut link = link_command(&plan);
-    let mut linked = compile_step(&mut link)?;
+    let mut linked = run_compiler(&mut link)?;
     if let Err(message) = &linked {
         if options.no_pie.is_none() && is_pie_relocation_error(message) {
             plan = LinkPlan::with_archive(&interp, Mode::Static, Some(&located), true);
             link = link_command(&plan);
-            linked = compile_step(&mut link)?;
+            linked = run_compiler(&mut link)?;
             verification.needs_no_pie = linked.is_ok();
             verification.plan = plan.clone();
         }

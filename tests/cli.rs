@@ -300,14 +300,8 @@ fn interpreter_problems_exit_2() {
         (&hanging, "did not answer within 1 s; it was stopped"),
     ];
     for (python, wanted) in cases {
-        let out = support::bin()
+        let out = support::apply_command(&tree, python)
             .env(patch_uwsgi::PROBE_TIMEOUT_ENV, "1")
-            .args([
-                OsStr::new("apply"),
-                tree.as_os_str(),
-                OsStr::new("--python"),
-            ])
-            .arg(python)
             .output()
             .unwrap();
         let (_, stderr) = texts(&out);

@@ -128,14 +128,8 @@ fn manylinux_root(py: &StaticPython) -> tempfile::TempDir {
 /// `patch_uwsgi apply TREE --python PY --manylinux-root ROOT`, asserting success; returns stdout.
 fn apply_from_tarball(py: &StaticPython, tree: &Path, root: &Path) -> String {
     let cache = tempfile::tempdir().unwrap();
-    let out = bin()
+    let out = support::apply_command(tree, &py.python)
         .env("XDG_CACHE_HOME", cache.path())
-        .args([
-            OsStr::new("apply"),
-            tree.as_os_str(),
-            OsStr::new("--python"),
-            py.python.as_os_str(),
-        ])
         .arg("--manylinux-root")
         .arg(root)
         .output()
@@ -419,15 +413,8 @@ fn nolib_shared_plugin_builds_without_libpython() {
     );
 
     // nolib needs no archive: no manylinux root, no --libpython.
-    let out = bin()
-        .args([
-            OsStr::new("apply"),
-            tree.as_os_str(),
-            OsStr::new("--mode"),
-            OsStr::new("nolib"),
-            OsStr::new("--python"),
-            py.python.as_os_str(),
-        ])
+    let out = support::apply_command(&tree, &py.python)
+        .args(["--mode", "nolib"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));

@@ -96,14 +96,8 @@ fn archive_only_in_tarball_is_extracted_once_and_nogil_is_not_confused() {
     // apply uses the same search: the plugin links the extracted archive.
     let (_tmp, tree) = support::sample_tree("2.0.31");
     std::fs::remove_file(&extracted).unwrap();
-    let out = bin()
+    let out = support::apply_command(&tree, &py.python)
         .env("XDG_CACHE_HOME", cache.path())
-        .args([
-            OsStr::new("apply"),
-            tree.as_os_str(),
-            OsStr::new("--python"),
-            py.python.as_os_str(),
-        ])
         .args(args)
         .output()
         .unwrap();
@@ -374,15 +368,9 @@ fn non_pic_archive_gets_no_pie_by_a_probe_link() {
 
     // apply carries the flag into the plugin's LDFLAGS, for the executable link only.
     let (_tmp, tree) = support::sample_tree("2.0.31");
-    let out = bin()
-        .args([
-            OsStr::new("apply"),
-            tree.as_os_str(),
-            OsStr::new("--python"),
-            py.python.as_os_str(),
-            OsStr::new("--libpython"),
-            archive.as_os_str(),
-        ])
+    let out = support::apply_command(&tree, &py.python)
+        .arg("--libpython")
+        .arg(&archive)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
@@ -405,11 +393,9 @@ fn unwritable_prefix_extracts_into_the_cache_folder() {
     // (binary, interpreter copy, tarball) is placed where `nobody` can read it: Debian's
     // python3.11 copied static-only (pyenv lives under /root, which nobody cannot enter).
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let debian = Path::new("/usr/bin/python3.11");
-    if !debian.is_file() {
-        support::missing("Debian's /usr/bin/python3.11");
+    let Some(debian) = support::debian_python311() else {
         return;
-    }
+    };
     let Some((_, pyenv311)) = support::require_python("3.11") else {
         return;
     };

@@ -3,10 +3,8 @@
 
 mod support;
 
-use std::ffi::OsStr;
-
 use serde_json::json;
-use support::{exec_plugin, run, sample_tree, static_python, texts, StaticPython};
+use support::{exec_plugin, sample_tree, static_python, texts, StaticPython};
 
 fn whole_archive(py: &StaticPython) -> String {
     format!(
@@ -21,14 +19,11 @@ fn apply(py: &StaticPython, tree: &std::path::Path) {
 
 /// `patch_uwsgi apply TREE --python PY --libpython ARCHIVE`, asserting a static plan.
 fn apply_with_archive(py: &StaticPython, tree: &std::path::Path, archive: &std::path::Path) {
-    let out = run(&[
-        OsStr::new("apply"),
-        tree.as_os_str(),
-        OsStr::new("--python"),
-        py.python.as_os_str(),
-        OsStr::new("--libpython"),
-        archive.as_os_str(),
-    ]);
+    let out = support::apply_command(tree, &py.python)
+        .arg("--libpython")
+        .arg(archive)
+        .output()
+        .unwrap();
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(

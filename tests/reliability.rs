@@ -270,15 +270,8 @@ fn eight_concurrent_applies_keep_every_plan() {
         pythons
             .iter()
             .map(|(_, python)| {
-                let mut command = bin();
-                command
-                    .args([
-                        OsStr::new("apply"),
-                        tree.as_os_str(),
-                        OsStr::new("--python"),
-                    ])
-                    .arg(python)
-                    .args(["--mode", "nolib"]);
+                let mut command = support::apply_command(&tree, python);
+                command.args(["--mode", "nolib"]);
                 command
             })
             .collect(),
@@ -403,13 +396,7 @@ fn paths_with_spaces_and_non_utf8_bytes_work() {
     std::fs::copy(support::libpl_archive(&python), &archive).unwrap();
     let (_tmp, tree) = sample_tree("2.0.31");
     let before = snapshot_dir(&tree);
-    let out = bin()
-        .args([
-            OsStr::new("apply"),
-            tree.as_os_str(),
-            OsStr::new("--python"),
-        ])
-        .arg(&python)
+    let out = support::apply_command(&tree, &python)
         .arg("--libpython")
         .arg(&archive)
         .output()

@@ -100,14 +100,8 @@ fn static_only_python_from_the_manylinux_tarball_links_runs_and_imports() {
 
     // Exactly the plan apply writes for the same interpreter and options.
     let (_tmp, tree) = support::sample_tree("2.0.31");
-    let out = bin()
+    let out = support::apply_command(&tree, &py.python)
         .env("XDG_CACHE_HOME", cache.path())
-        .args([
-            OsStr::new("apply"),
-            tree.as_os_str(),
-            OsStr::new("--python"),
-        ])
-        .arg(&py.python)
         .args(args)
         .output()
         .unwrap();
@@ -286,11 +280,9 @@ fn debian_stdlib_lacks_the_extension_modules_a_static_archive_needs() {
     // DOMAIN.md's runtime caveat, for real: Debian compiles math, _socket, ... into its
     // python3.11 and ships no .so for them, so a binary embedding a pyenv 3.11 archive and run
     // against Debian's stdlib cannot import them.
-    let debian = Path::new("/usr/bin/python3.11");
-    if !debian.is_file() {
-        support::missing("Debian's /usr/bin/python3.11");
+    let Some(debian) = support::debian_python311() else {
         return;
-    }
+    };
     let Some(py) = static_python("3.11") else {
         return;
     };

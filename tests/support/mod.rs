@@ -357,3 +357,21 @@ pub fn readelf(flag: &str, binary: &Path) -> String {
     assert!(out.status.success(), "readelf {flag} {}", binary.display());
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// `patch_uwsgi apply TREE --python PYTHON`, to add options to and run.
+pub fn apply_command(tree: &Path, python: &Path) -> Command {
+    let mut command = bin();
+    command.arg("apply").arg(tree).arg("--python").arg(python);
+    command
+}
+
+/// Debian's python3.11, or `None` (a failure under `CI=true`) when this machine lacks it.
+pub fn debian_python311() -> Option<PathBuf> {
+    let debian = PathBuf::from("/usr/bin/python3.11");
+    if debian.is_file() {
+        Some(debian)
+    } else {
+        missing("Debian's /usr/bin/python3.11");
+        None
+    }
+}
