@@ -115,11 +115,11 @@ pub struct Recipe {
 pub static RECIPES: &[Recipe] = &[
     Recipe {
         id: "rebuild-guard",
-        version: 1,
+        version: 2,
         file: FileKind::UwsgiConfig,
         variants: &[],
         expects: "one line `uwsgi_version = '...'` at the start of a line",
-        summary: "force a full rebuild when the interpreter differs from the previous build's",
+        summary: "name the interpreter in the core CFLAGS so uWSGI rebuilds its objects when the Python changes",
         action: Action::InsertAfter {
             anchor: r"(?m)^uwsgi_version = '[^'\n]*'[ \t\r]*$",
             block: include_str!("blocks/rebuild_guard.py"),
@@ -454,7 +454,7 @@ fn apply_recipe(recipe: &Recipe, body: &str, path: &Path) -> Result<(String, Out
 /// use patch_uwsgi::{patch_text, revert_text, FileKind};
 /// let upstream = "# uWSGI build system\n\nuwsgi_version = '2.0.31'\n\nimport os\n";
 /// let patched = patch_text(FileKind::UwsgiConfig, upstream, "uwsgiconfig.py".as_ref()).unwrap();
-/// assert!(patched.text.contains("# >>> patch-uwsgi:rebuild-guard v1 >>>"));
+/// assert!(patched.text.contains("# >>> patch-uwsgi:rebuild-guard v2 >>>"));
 /// assert_eq!(revert_text(upstream, "uwsgiconfig.py".as_ref()).unwrap(), upstream);
 /// ```
 pub fn patch_text(file: FileKind, text: &str, path: &Path) -> Result<PatchedText> {

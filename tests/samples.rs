@@ -137,6 +137,66 @@ fn apply_check_revert_laws_on_every_release() {
 }
 
 #[test]
+fn rebuild_guard_names_the_interpreter_in_append_cflags_under_every_pyenv_python() {
+    // Importing the patched uwsgiconfig.py (as setup.py does in every hook process) puts one
+    // define naming the running Python into APPEND_CFLAGS, which uWSGI adds to the core
+    // CFLAGS it compares before reusing objects. The user's flags stay, in order; a define
+    // inherited from a parent process that ran another Python is replaced.
+    let (_tmp, tree) = sample_tree("2.0.31");
+    patch_uwsgi::apply(&tree, &options()).unwrap();
+    let mut seen = Vec::new();
+    for minor in [
+        "2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13",
+    ] {
+        let Some((version, python)) = support::require_python(minor) else {
+            continue;
+        };
+        let append_cflags = || {
+            let out = std::process::Command::new(&python)
+                .current_dir(&tree)
+                .env("APPEND_CFLAGS", "-O3 -DPATCH_UWSGI_PYTHON=3.99.0-0  -g")
+                .args([
+                    "-c",
+                    "import os, uwsgiconfig; print(os.environ['APPEND_CFLAGS'])",
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{minor}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let flags = append_cflags();
+        let define = flags
+            .strip_prefix("-O3 -g -DPATCH_UWSGI_PYTHON=")
+            .unwrap_or_else(|| panic!("{minor}: {flags}"));
+        let (name, prefix_hash) = define.rsplit_once('-').unwrap();
+        let abiflags = if matches!(minor, "3.6" | "3.7") {
+            "m"
+        } else {
+            ""
+        };
+        assert_eq!(name, format!("{version}{abiflags}"), "{flags}");
+        assert!(
+            prefix_hash.len() == 8 && prefix_hash.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{flags}"
+        );
+        assert_eq!(
+            append_cflags(),
+            flags,
+            "{minor}: not the same for the same Python"
+        );
+        seen.push(flags);
+    }
+    let count = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), count, "two Pythons gave the same define");
+}
+
+#[test]
 fn patched_files_compile_under_every_pyenv_python() {
     // The injected Python must at least parse under 2.7 and 3.6+; running it is tested in
     // plugin_exec.rs.

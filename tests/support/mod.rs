@@ -2,6 +2,8 @@
 //! temp copies of vendored uWSGI trees, and running the real binary.
 #![allow(dead_code)]
 
+pub mod uwsgi;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,502 @@
+//! The real build frontends on one uWSGI sdist tree, switching between static-only Pythons the
+//! way cibuildwheel does (one folder, one Python after the other). PEP 517 frontends run the
+//! backend's hooks in separate processes, each importing `uwsgiconfig`; the rebuild guard must
+//! make the process that builds recompile every object when the Python changed, and reuse them
+//! when it did not. Every wheel's `uwsgi` must then serve its own Python's version.
+//!
+//! Frontends: `pip wheel`, `python -m build --wheel` (pypa/build, cibuildwheel's default, from
+//! a venv: `sys.prefix` differs from `base_prefix`), `pip install --target`, `setup.py
+//! bdist_wheel`, `uwsgiconfig.py --build`, and a hook caller (pyproject_hooks) that calls
+//! `get_requires_for_build_wheel` three times before `build_wheel`, or only `build_wheel`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use support::uwsgi::{app, apply_from_tarball, serve_once, uwsgi_source};
+use support::{static_python, StaticPython};
+
+/// Pinned from PyPI, downloaded once into target/frontend-tools/wheels; every frontend then
+/// installs from there with `--no-index` (setuptools 75.3 is the last for Python 3.8).
+const TOOLS: &[&str] = &["setuptools==75.3.2", "wheel==0.45.1", "build==1.2.2.post1"];
+
+/// The minors the tests switch between: a new and an old one, far apart in the C API.
+const MINORS: [&str; 2] = ["3.12", "3.8"];
+
+fn tool_wheels() -> Option<PathBuf> {
+    static WHEELS: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    WHEELS.get_or_init(download_tool_wheels).clone()
+}
+
+fn download_tool_wheels() -> Option<PathBuf> {
+    let wheels = support::repo().join("target/frontend-tools/wheels");
+    for minor in MINORS {
+        // Dependencies differ between minors (tomli, importlib-metadata): each one's pip picks.
+        let done = wheels.join(format!(".done-{minor}"));
+        if done.is_file() {
+            continue;
+        }
+        let (_, python) = support::require_python(minor)?;
+        let out = Command::new(&python)
+            .args(["-m", "pip", "download", "-q", "-d"])
+            .arg(&wheels)
+            .args(TOOLS)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            support::missing(&format!(
+                "{} from PyPI for {minor} ({})",
+                TOOLS.join(", "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            return None;
+        }
+        std::fs::write(&done, "").unwrap();
+    }
+    Some(wheels)
+}
+
+/// A command with the environment every build here gets: offline installs from the tool
+/// wheels, uWSGI's small `pyonly` profile (core + python plugin), two compile jobs, and none of
+/// the variables that would change what uWSGI rebuilds.
+fn frontend_command(program: &Path, wheels: &Path) -> Command {
+    let mut command = Command::new(program);
+    command
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", wheels)
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("UWSGI_PROFILE", "pyonly")
+        .env("CPUCOUNT", "2")
+        .env_remove("APPEND_CFLAGS")
+        .env_remove("UWSGI_FORCE_REBUILD")
+        .env_remove("CFLAGS")
+        .env_remove("PYTHONPATH");
+    command
+}
+
+fn run_ok(mut command: Command, what: &str) {
+    let out = command.output().unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        &log[log.len().saturating_sub(4000)..]
+    );
+}
+
+/// A venv of `py` holding setuptools, wheel and build (a build interpreter whose `sys.prefix`
+/// is not its `base_prefix`).
+fn tools_venv(py: &StaticPython, wheels: &Path, into: &Path) -> PathBuf {
+    let venv = into.join(format!("venv-{}", py.version));
+    let mut make = Command::new(&py.python);
+    make.args(["-m", "venv"]).arg(&venv);
+    run_ok(make, "python -m venv");
+    let python = venv.join("bin/python");
+    let mut install = frontend_command(&python, wheels);
+    install.args(["-m", "pip", "install", "-q"]).args(TOOLS);
+    run_ok(install, "pip install of the tools");
+    python
+}
+
+/// How a tree gets built.
+#[derive(Debug, Clone, Copy)]
+enum Frontend {
+    /// `python -m pip wheel --use-pep517 --no-deps -w OUT .` (build isolation by pip).
+    PipWheel,
+    /// `venv/bin/python -m build --wheel -o OUT .` (isolation in a fresh venv by pypa/build).
+    Build,
+    /// `python -m pip install --use-pep517 --no-deps --target OUT .`
+    PipInstallTarget,
+    /// `venv/bin/python setup.py bdist_wheel -d OUT`
+    SetupPyBdistWheel,
+    /// `python uwsgiconfig.py --build pyonly`: the binary is `./uwsgi`.
+    UwsgiConfig,
+    /// pyproject_hooks from the venv: `get_requires_for_build_wheel` this many times (each in
+    /// its own process), then `build_wheel`.
+    Hooks(usize),
+}
+
+/// The hook-calling frontend: the backend is setuptools' legacy one, as pip and build use for
+/// a tree without pyproject.toml.
+const HOOK_CALLER: &str = "import sys\n\
+from pyproject_hooks import BuildBackendHookCaller\n\
+tree, out, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])\n\
+hooks = BuildBackendHookCaller(tree, 'setuptools.build_meta:__legacy__')\n\
+for _ in range(calls):\n\
+\x20   hooks.get_requires_for_build_wheel({})\n\
+print(hooks.build_wheel(out, {}))\n";
+
+struct Pythons {
+    /// The static-only interpreter (pip frontends, uwsgiconfig.py).
+    bare: StaticPython,
+    /// A venv of it with setuptools, wheel and build.
+    venv: PathBuf,
+    /// Its manylinux-like root (archive only in the tarball).
+    root: tempfile::TempDir,
+}
+
+fn pythons(wheels: &Path, work: &Path) -> Option<Vec<Pythons>> {
+    let mut found = Vec::new();
+    for minor in MINORS {
+        let bare = static_python(minor)?;
+        let venv = tools_venv(&bare, wheels, work);
+        let root = support::uwsgi::manylinux_root(&bare);
+        found.push(Pythons { bare, venv, root });
+    }
+    Some(found)
+}
+
+/// Build `tree` with `frontend` under `py`; returns the `uwsgi` executable it produced (taken
+/// out of the wheel where there is one) and the wheel's file name.
+fn build_with(
+    frontend: Frontend,
+    py: &Pythons,
+    wheels: &Path,
+    tree: &Path,
+    out: &Path,
+) -> (PathBuf, Option<String>) {
+    let _ = std::fs::remove_dir_all(out);
+    std::fs::create_dir_all(out).unwrap();
+    let (program, args): (&Path, Vec<String>) = match frontend {
+        Frontend::PipWheel => (
+            &py.bare.python,
+            vec![
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--use-pep517",
+                "--no-deps",
+                "-w",
+            ]
+            .into_iter()
+            .map(String::from)
+            .chain([out.display().to_string(), ".".into()])
+            .collect(),
+        ),
+        Frontend::Build => (
+            &py.venv,
+            vec!["-m", "build", "--wheel", "-o"]
+                .into_iter()
+                .map(String::from)
+                .chain([out.display().to_string(), ".".into()])
+                .collect(),
+        ),
+        Frontend::PipInstallTarget => (
+            &py.bare.python,
+            vec!["-m", "pip", "install", "-q", "--use-pep517", "--no-deps"]
+                .into_iter()
+                .map(String::from)
+                .chain(["--target".into(), out.display().to_string(), ".".into()])
+                .collect(),
+        ),
+        Frontend::SetupPyBdistWheel => (
+            &py.venv,
+            vec![
+                "setup.py".to_string(),
+                "bdist_wheel".into(),
+                "-d".into(),
+                out.display().to_string(),
+            ],
+        ),
+        Frontend::UwsgiConfig => (
+            &py.bare.python,
+            vec!["uwsgiconfig.py".into(), "--build".into(), "pyonly".into()],
+        ),
+        Frontend::Hooks(calls) => (
+            &py.venv,
+            vec![
+                "-c".to_string(),
+                HOOK_CALLER.into(),
+                tree.display().to_string(),
+                out.display().to_string(),
+                calls.to_string(),
+            ],
+        ),
+    };
+    let mut command = frontend_command(program, wheels);
+    command.current_dir(tree).args(&args);
+    run_ok(command, &format!("{frontend:?} with {}", py.bare.version));
+
+    if let Frontend::UwsgiConfig = frontend {
+        return (tree.join("uwsgi"), None);
+    }
+    if let Frontend::PipInstallTarget = frontend {
+        return (find_file(out, "uwsgi").expect("uwsgi under --target"), None);
+    }
+    let wheel = std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .unwrap_or_else(|| panic!("{frontend:?} left no wheel in {}", out.display()));
+    let unpacked = out.join("unpacked");
+    let status = Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let binary = find_file(&unpacked, "uwsgi").expect("uwsgi in the wheel");
+    // zipfile -e drops the executable bit.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    (binary, Some(name))
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if entry.file_name() == name {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// Every object file uWSGI compiles into the tree (not setuptools' `build/`), with its mtime.
+fn objects(tree: &Path) -> Vec<(PathBuf, SystemTime)> {
+    let mut found = Vec::new();
+    for folder in ["core", "proto", "lib", "plugins"] {
+        collect_objects(&tree.join(folder), &mut found);
+    }
+    for entry in std::fs::read_dir(tree).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|x| x == "o") {
+            found.push((path, entry.metadata().unwrap().modified().unwrap()));
+        }
+    }
+    found.sort();
+    found
+}
+
+fn collect_objects(dir: &Path, found: &mut Vec<(PathBuf, SystemTime)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            collect_objects(&path, found);
+        } else if path.extension().is_some_and(|x| x == "o") {
+            found.push((path, entry.metadata().unwrap().modified().unwrap()));
+        }
+    }
+}
+
+/// What one build did to the objects: which were compiled during it.
+struct Rebuilt {
+    total: usize,
+    compiled: Vec<PathBuf>,
+}
+
+impl Rebuilt {
+    fn python_plugin(&self) -> usize {
+        self.compiled
+            .iter()
+            .filter(|p| p.to_string_lossy().contains("/plugins/python/"))
+            .count()
+    }
+}
+
+/// Apply for `py`, build with `frontend`, check the wheel tag and serve; returns what was
+/// compiled.
+fn apply_build_serve(
+    frontend: Frontend,
+    py: &Pythons,
+    wheels: &Path,
+    tree: &Path,
+    work: &Path,
+) -> Rebuilt {
+    apply_from_tarball(&py.bare, tree, py.root.path());
+    // Whole-second mtimes on some file systems: start on a fresh second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let (binary, wheel) = build_with(frontend, py, wheels, tree, &work.join("out"));
+    let seconds = started.elapsed().as_secs_f64();
+    let all = objects(tree);
+    let compiled: Vec<PathBuf> = all
+        .iter()
+        .filter(|(_, mtime)| *mtime >= started_at)
+        .map(|(p, _)| p.clone())
+        .collect();
+    if let Some(wheel) = wheel {
+        let (major, minor) = py.bare.version.split_once('.').unwrap();
+        let minor = minor.split('.').next().unwrap();
+        let tag = format!("-cp{major}{minor}-cp{major}{minor}");
+        assert!(wheel.contains(&tag), "{frontend:?}: {wheel} lacks {tag}");
+    }
+    let body = serve_once(&binary, &app(work));
+    assert_eq!(
+        body, py.bare.version,
+        "{frontend:?}: the built uwsgi runs another Python"
+    );
+    eprintln!(
+        "{frontend:?} for {}: {:.1} s, {} of {} objects compiled",
+        py.bare.version,
+        seconds,
+        compiled.len(),
+        all.len()
+    );
+    Rebuilt {
+        total: all.len(),
+        compiled,
+    }
+}
+
+fn assert_all_compiled(rebuilt: &Rebuilt, what: &str) {
+    assert!(
+        rebuilt.total >= 80,
+        "{what}: only {} objects",
+        rebuilt.total
+    );
+    assert_eq!(
+        rebuilt.compiled.len(),
+        rebuilt.total,
+        "{what}: objects compiled for the previous Python were reused"
+    );
+}
+
+/// 3.12, then 3.8, then 3.12 again: each switch recompiles every object; a fourth build for
+/// the same 3.12 reuses the python plugin's objects.
+fn switch_pythons(frontend: Frontend) {
+    let Some(wheels) = tool_wheels() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let Some(pythons) = pythons(&wheels, work.path()) else {
+        return;
+    };
+    let Some(tree) = uwsgi_source("2.0.31", work.path()) else {
+        return;
+    };
+    let [py312, py38] = [&pythons[0], &pythons[1]];
+    for (step, py) in [py312, py38, py312].into_iter().enumerate() {
+        let rebuilt = apply_build_serve(frontend, py, &wheels, &tree, work.path());
+        assert_all_compiled(
+            &rebuilt,
+            &format!("{frontend:?} step {} ({})", step + 1, py.bare.version),
+        );
+    }
+    let again = apply_build_serve(frontend, py312, &wheels, &tree, work.path());
+    assert_eq!(
+        again.python_plugin(),
+        0,
+        "{frontend:?}: the same Python rebuilt the python plugin: {:?}",
+        again.compiled
+    );
+    assert!(
+        again.compiled.len() <= 4,
+        "{frontend:?}: the same Python rebuilt {:?}",
+        again.compiled
+    );
+}
+
+#[test]
+fn pip_wheel_recompiles_on_every_python_switch() {
+    switch_pythons(Frontend::PipWheel);
+}
+
+#[test]
+fn pypa_build_recompiles_on_every_python_switch() {
+    switch_pythons(Frontend::Build);
+}
+
+#[test]
+fn other_frontends_and_hook_counts_recompile_on_every_switch() {
+    let Some(wheels) = tool_wheels() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let Some(pythons) = pythons(&wheels, work.path()) else {
+        return;
+    };
+    let Some(tree) = uwsgi_source("2.0.31", work.path()) else {
+        return;
+    };
+    let [py312, py38] = [&pythons[0], &pythons[1]];
+    for (frontend, py) in [
+        (Frontend::UwsgiConfig, py312),
+        (Frontend::SetupPyBdistWheel, py38),
+        (Frontend::PipInstallTarget, py312),
+        (Frontend::Hooks(3), py38),
+    ] {
+        let rebuilt = apply_build_serve(frontend, py, &wheels, &tree, work.path());
+        assert_all_compiled(&rebuilt, &format!("{frontend:?} ({})", py.bare.version));
+    }
+    // Fewer hook calls than pip makes, same Python: nothing of the plugin is recompiled.
+    let again = apply_build_serve(Frontend::Hooks(0), py38, &wheels, &tree, work.path());
+    assert_eq!(again.python_plugin(), 0, "{:?}", again.compiled);
+}
+
+/// Without patch-uwsgi, uWSGI itself reuses objects across Pythons under a PEP 517 frontend:
+/// the stock tree, real (shared-libpython) pyenv CPythons 3.12 then 3.8, `pip wheel`. The
+/// second build compiles none of the python plugin's objects, which were made against 3.12's
+/// headers. This is what the rebuild guard exists for.
+#[test]
+fn stock_tree_reuses_objects_compiled_for_another_python() {
+    let Some(wheels) = tool_wheels() else {
+        return;
+    };
+    let Some((_, py312)) = support::require_python("3.12") else {
+        return;
+    };
+    let Some((_, py38)) = support::require_python("3.8") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let Some(tree) = uwsgi_source("2.0.31", work.path()) else {
+        return;
+    };
+    let pip_wheel = |python: &Path| {
+        let mut command = frontend_command(python, &wheels);
+        command
+            .current_dir(&tree)
+            .args([
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--use-pep517",
+                "--no-deps",
+                "-w",
+            ])
+            .arg(work.path().join("out"))
+            .arg(".");
+        command.output().unwrap()
+    };
+    let first = pip_wheel(&py312);
+    assert!(
+        first.status.success(),
+        "stock build for the shared 3.12: {}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let started_at = SystemTime::now();
+    // Whether this links depends on which 3.12-only symbols the objects use; the defect is
+    // that it compiles nothing for 3.8.
+    let _ = pip_wheel(&py38);
+    let plugin: Vec<_> = objects(&tree)
+        .into_iter()
+        .filter(|(p, _)| p.to_string_lossy().contains("/plugins/python/"))
+        .collect();
+    assert!(plugin.len() >= 10, "{plugin:?}");
+    let recompiled = plugin.iter().filter(|(_, m)| *m >= started_at).count();
+    assert_eq!(
+        recompiled, 0,
+        "stock uWSGI recompiled the python plugin for 3.8 on its own"
+    );
+}
