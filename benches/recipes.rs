@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use patch_uwsgi::{FileKind, Interpreter, LinkPlan, Located, Mode, Options, Source};
+use patch_uwsgi::libpython::{Located, Source};
+use patch_uwsgi::plan::{LinkPlan, Mode};
+use patch_uwsgi::python::Interpreter;
+use patch_uwsgi::{FileKind, Options, Target};
 
 // The integration tests' helpers (copying a vendored tree).
 #[path = "../tests/support/mod.rs"]
@@ -55,12 +58,12 @@ fn apply_whole_tree(bencher: divan::Bencher) {
         Source::ManylinuxTarball,
     );
     let options = Options {
-        link_plan: Some(LinkPlan::with_archive(
+        target: Target::Plan(Box::new(LinkPlan::with_archive(
             &interp,
             Mode::Static,
             Some(&located),
             false,
-        )),
+        ))),
         ..Options::default()
     };
     bencher

@@ -112,6 +112,13 @@ pub enum Error {
         problem: String,
     },
 
+    /// `locate` or `verify` was given a ready plan instead of an interpreter.
+    #[error("{operation} needs an interpreter to ask, not a ready link plan: name the Python (--python PATH) or give a saved probe (--probe FILE)")]
+    NeedsInterpreter {
+        /// The operation asked.
+        operation: &'static str,
+    },
+
     /// The target interpreter could not be found.
     #[error("no Python interpreter found: looked for `python` and `python3` on PATH; pass --python PATH")]
     NoInterpreter,
@@ -133,7 +140,7 @@ pub enum Error {
         /// The archive name looked for.
         wanted: String,
         /// Every candidate looked at and why it was rejected.
-        tried: Vec<crate::Candidate>,
+        tried: Vec<crate::libpython::Candidate>,
     },
 
     /// The probe link of the archive failed with and without `-no-pie`.
@@ -174,7 +181,7 @@ fn hint_text(hint: &Option<PathBuf>) -> String {
     }
 }
 
-fn tried_text(tried: &[crate::Candidate]) -> String {
+fn tried_text(tried: &[crate::libpython::Candidate]) -> String {
     let mut out = String::new();
     if tried.is_empty() {
         out.push_str(" nothing");

@@ -38,6 +38,19 @@ struct Staged {
     before: Option<Vec<u8>>,
 }
 
+/// A temporary-file builder for a file that does not exist yet: created with mode 0666 less
+/// the process's umask, as any new file would be (tempfile's own default is a private 0600).
+pub(crate) fn new_file_builder() -> tempfile::Builder<'static, 'static> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o666));
+    }
+    builder
+}
+
 fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
     let dir = path
         .parent()
@@ -60,8 +73,15 @@ fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::io("inspect", path, e)),
     };
-    let mut temp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
+    let builder = match permissions {
+        Some(_) => {
+            let mut builder = tempfile::Builder::new();
+            builder.prefix(TEMP_PREFIX);
+            builder
+        }
+        None => new_file_builder(),
+    };
+    let mut temp = builder
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
     // Named by the file being replaced: the temporary name means nothing to the user.
@@ -70,14 +90,6 @@ fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
     if let Some(permissions) = permissions {
         fs::set_permissions(temp.path(), permissions)
             .map_err(|e| Error::io("set permissions of", temp.path(), e))?;
-    } else {
-        // New files get the usual 0644 rather than tempfile's private 0600.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644))
-                .map_err(|e| Error::io("set permissions of", temp.path(), e))?;
-        }
     }
     temp.as_file()
         .sync_all()
@@ -262,9 +274,16 @@ mod tests {
             fs::metadata(&a).unwrap().permissions().mode() & 0o777,
             0o755
         );
+        // A new file: 0666 less the umask, as `sh` reports it.
+        let umask = std::process::Command::new("sh")
+            .args(["-c", "umask"])
+            .output()
+            .unwrap();
+        let umask =
+            u32::from_str_radix(String::from_utf8(umask.stdout).unwrap().trim(), 8).unwrap();
         assert_eq!(
             fs::metadata(&b).unwrap().permissions().mode() & 0o777,
-            0o644
+            0o666 & !umask
         );
         assert!(leftovers(dir.path()).is_empty());
     }

@@ -20,38 +20,26 @@
 
 mod error;
 mod fsio;
+pub mod libpython;
 mod link;
-mod locate;
-mod plan;
+pub mod plan;
 mod process;
-mod python;
-mod recipe;
+pub mod python;
+pub mod recipe;
 mod text;
 mod tree;
-mod verify;
+pub mod verification;
 
 pub use error::{Error, Result};
-pub use link::{needs_no_pie, PieDecision};
-pub use locate::{
-    archive_name, locate_libpython, reject_reason, Candidate, Located, SearchOptions, Source,
-    LIBPYTHON_ENV, MANYLINUX_ROOT,
-};
-pub use plan::{LinkPlan, Mode, ModeChoice, PlanFile, PlanOptions, PythonId, PLAN_FILE};
-pub use python::{
-    find_interpreter, ConfigVars, Interpreter, PROBE_SCRIPT, PROBE_TIMEOUT, PROBE_TIMEOUT_ENV,
-};
-pub use recipe::{
-    is_patched, patch_text, recipes_for, revert_text, FileKind, Outcome, PatchedText,
-    PluginVariant, Recipe, RECIPES,
-};
+pub use libpython::SearchOptions;
+pub use link::{Compiler, PieDecision};
+pub use plan::{ModeChoice, PlanOptions};
+pub use python::Target;
+pub use recipe::{patch_text, revert_text, FileKind, Outcome, PatchedText};
 pub use tree::{
     apply, check, diff, locate, revert, FileReport, Location, Options, RecipeReport, Report,
-    UwsgiTree,
 };
-pub use verify::{
-    verify, ImportFailure, RuntimeReport, Step, StepFailure, StepReport, Verification,
-    VerifyOptions, EMBED_SOURCE, IMPORTS_SCRIPT, RUN_TIMEOUT,
-};
+pub use verification::{verify, Verification, VerifyOptions};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -26,25 +26,60 @@ pub enum PieDecision {
 
 const MAIN: &str = "int main(void) { return 0; }\n";
 
-/// The C compiler for this platform as the `cc` crate finds it: `CC` (a wrapper such as
-/// `ccache gcc` included) and `CFLAGS` are honoured, else `cc`.
-pub(crate) fn c_compiler() -> Result<cc::Tool> {
-    cc::Build::new()
-        .target(env!("PATCH_UWSGI_TARGET"))
-        .host(env!("PATCH_UWSGI_TARGET"))
-        .opt_level(0)
-        .debug(false)
-        .warnings(false)
-        .cargo_metadata(false)
-        .cargo_warnings(false)
-        .cargo_output(false)
-        .emit_rerun_if_env_changed(false)
-        .inherit_rustflags(false)
-        .try_get_compiler()
-        .map_err(|e| Error::LinkProbe {
-            compiler: std::env::var("CC").unwrap_or_else(|_| "cc".to_string()),
-            message: format!("no C compiler found ({e}); install gcc or set CC"),
-        })
+/// The C compiler `verify` and the `-no-pie` probe link run, with the arguments that go
+/// before everything else. The library reads no environment: the `patch_uwsgi` binary builds
+/// it from `CC` and `CFLAGS` with [`Compiler::from_cc_cflags`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Compiler {
+    /// The program (`cc`, `gcc`, or a wrapper such as `ccache`), found on `PATH` if not a path.
+    pub program: PathBuf,
+    /// Arguments given before any other (the rest of `CC`, then `CFLAGS`).
+    pub args: Vec<String>,
+}
+
+impl Default for Compiler {
+    /// `cc` with no arguments.
+    fn default() -> Compiler {
+        Compiler {
+            program: PathBuf::from("cc"),
+            args: Vec::new(),
+        }
+    }
+}
+
+impl Compiler {
+    /// The compiler described by the values of `CC` (a program, possibly with arguments, such
+    /// as `ccache gcc`) and `CFLAGS`, as build tools read them; `cc` when `CC` is unset or
+    /// blank.
+    ///
+    /// ```
+    /// use patch_uwsgi::Compiler;
+    /// let c = Compiler::from_cc_cflags(Some("ccache gcc -m64"), Some(" -O1  -g"));
+    /// assert_eq!(c.program, std::path::Path::new("ccache"));
+    /// assert_eq!(c.args, ["gcc", "-m64", "-O1", "-g"]);
+    /// assert_eq!(Compiler::from_cc_cflags(Some(" "), None), Compiler::default());
+    /// ```
+    pub fn from_cc_cflags(cc: Option<&str>, cflags: Option<&str>) -> Compiler {
+        let mut words = cc.unwrap_or("").split_whitespace().map(str::to_string);
+        let mut compiler = match words.next() {
+            Some(program) => Compiler {
+                program: PathBuf::from(program),
+                args: words.collect(),
+            },
+            None => Compiler::default(),
+        };
+        compiler
+            .args
+            .extend(cflags.unwrap_or("").split_whitespace().map(str::to_string));
+        compiler
+    }
+
+    /// A command running the compiler with its arguments.
+    pub(crate) fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args);
+        command
+    }
 }
 
 /// The compiler's command line, for reports.
@@ -80,12 +115,12 @@ pub(crate) fn run_compiler(command: &mut Command) -> Result<std::result::Result<
 }
 
 fn link(
-    tool: &cc::Tool,
+    tool: &Compiler,
     dir: &Path,
     extra: &[&str],
     libs: &[String],
 ) -> Result<std::result::Result<(), String>> {
-    let mut command = tool.to_command();
+    let mut command = tool.command();
     command
         .args(extra)
         .arg("-o")
@@ -95,13 +130,7 @@ fn link(
     run_compiler(&mut command)
 }
 
-/// Whether the executable link needs `-no-pie` with these `libs` (archive first). An error
-/// carries the compiler's own message when the link fails either way.
-pub fn needs_no_pie(libs: &[String]) -> Result<bool> {
-    probe_link(&c_compiler()?, libs)
-}
-
-fn probe_link(tool: &cc::Tool, libs: &[String]) -> Result<bool> {
+fn probe_link(tool: &Compiler, libs: &[String]) -> Result<bool> {
     let dir = tempfile::tempdir()
         .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
     let dir = dir.path();
@@ -114,7 +143,7 @@ fn probe_link(tool: &cc::Tool, libs: &[String]) -> Result<bool> {
     match link(tool, dir, &["-no-pie"], libs)? {
         Ok(()) => Ok(true),
         Err(second) => Err(Error::LinkProbe {
-            compiler: tool.path().display().to_string(),
+            compiler: tool.program.display().to_string(),
             message: format!("{}\nwith -no-pie:\n{}", first.trim(), second.trim()),
         }),
     }
@@ -137,9 +166,9 @@ fn modified_nanos(path: &Path) -> Option<u128> {
 /// What the probe link's answer depends on: this tool's version, the archive (real path, size,
 /// modification time), the compiler (resolved path, modification time, arguments) and the
 /// libraries. `None` when any of it cannot be read (then nothing is cached).
-fn probe_key(tool: &cc::Tool, libs: &[String], archive: &Path) -> Option<u64> {
+fn probe_key(tool: &Compiler, libs: &[String], archive: &Path) -> Option<u64> {
     let archive_path = std::fs::canonicalize(archive).ok()?;
-    let compiler = which::which(tool.path()).ok()?;
+    let compiler = which::which(&tool.program).ok()?;
     let mut key = format!(
         "{}\n{}\n{}\n{}\n{}\n{}\n",
         env!("CARGO_PKG_VERSION"),
@@ -149,13 +178,8 @@ fn probe_key(tool: &cc::Tool, libs: &[String], archive: &Path) -> Option<u64> {
         compiler.display(),
         modified_nanos(&compiler)?,
     );
-    for part in tool
-        .args()
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .chain(libs.iter().cloned())
-    {
-        key.push_str(&part);
+    for part in tool.args.iter().chain(libs) {
+        key.push_str(part);
         key.push('\n');
     }
     Some(fnv1a(key.as_bytes()))
@@ -165,12 +189,12 @@ fn probe_key(tool: &cc::Tool, libs: &[String], archive: &Path) -> Option<u64> {
 /// archive, compiler and libraries answers without linking (the link takes most of a
 /// `locate` once the archive is extracted).
 pub(crate) fn needs_no_pie_cached(
+    tool: &Compiler,
     libs: &[String],
     archive: &Path,
-    cache_dir: &Path,
+    cache_dir: Option<&Path>,
 ) -> Result<(bool, PieDecision)> {
-    let tool = c_compiler()?;
-    let file = answer_file(&tool, libs, archive, cache_dir);
+    let file = cache_dir.and_then(|dir| answer_file(tool, libs, archive, dir));
     if let Some(file) = &file {
         match std::fs::read_to_string(file).as_deref().map(str::trim) {
             Ok("no-pie") => return Ok((true, PieDecision::Cached)),
@@ -178,7 +202,7 @@ pub(crate) fn needs_no_pie_cached(
             _ => {}
         }
     }
-    let no_pie = probe_link(&tool, libs)?;
+    let no_pie = probe_link(tool, libs)?;
     if let Some(file) = file {
         store_answer(&file, no_pie);
     }
@@ -186,7 +210,7 @@ pub(crate) fn needs_no_pie_cached(
 }
 
 fn answer_file(
-    tool: &cc::Tool,
+    tool: &Compiler,
     libs: &[String],
     archive: &Path,
     cache_dir: &Path,
@@ -207,13 +231,13 @@ fn store_answer(file: &Path, no_pie: bool) {
 /// Record an answer found by another link with the same archive, compiler and libraries
 /// (`verify`'s), so the next plan needs no probe link.
 pub(crate) fn remember_no_pie(
-    tool: &cc::Tool,
+    tool: &Compiler,
     libs: &[String],
     archive: &Path,
-    cache_dir: &Path,
+    cache_dir: Option<&Path>,
     no_pie: bool,
 ) {
-    if let Some(file) = answer_file(tool, libs, archive, cache_dir) {
+    if let Some(file) = cache_dir.and_then(|dir| answer_file(tool, libs, archive, dir)) {
         store_answer(&file, no_pie);
     }
 }

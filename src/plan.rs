@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::link::{needs_no_pie_cached, PieDecision};
-use crate::locate::{cache_dir, locate_libpython, Located, SearchOptions, Source};
+use crate::libpython::{locate_libpython, Located, SearchOptions, Source};
+use crate::link::{needs_no_pie_cached, Compiler, PieDecision};
 use crate::python::Interpreter;
 
 /// Path of the plan file inside a uWSGI tree.
@@ -82,6 +82,17 @@ pub struct LinkPlan {
     pub no_pie: bool,
 }
 
+/// A plan, the archive search that led to it, and how `-no-pie` was decided.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The plan.
+    pub plan: LinkPlan,
+    /// The search result for a static plan (every candidate looked at).
+    pub located: Option<Located>,
+    /// How `-no-pie` was decided (`None` when no archive is planned).
+    pub pie: Option<PieDecision>,
+}
+
 /// Options for making a plan.
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
@@ -91,6 +102,8 @@ pub struct PlanOptions {
     pub search: SearchOptions,
     /// Force `-no-pie` on (`Some(true)`) or off; `None` decides from the archive.
     pub no_pie: Option<bool>,
+    /// The C compiler for the `-no-pie` probe link (and `verify`).
+    pub compiler: Compiler,
 }
 
 /// The libraries the static archive needs on glibc older than 2.34, where libpthread, libdl,
@@ -117,19 +130,19 @@ fn glibc_before_2_34(glibc: &str) -> bool {
 impl LinkPlan {
     /// Make the plan for `interp`, locating the archive when the mode needs one.
     pub fn new(interp: &Interpreter, options: &PlanOptions) -> Result<LinkPlan> {
-        Ok(Self::new_located(interp, options)?.0)
+        Ok(Self::make(interp, options)?.plan)
     }
 
-    /// Like [`LinkPlan::new`], also returning the search result (every candidate looked at).
-    pub fn new_located(
-        interp: &Interpreter,
-        options: &PlanOptions,
-    ) -> Result<(LinkPlan, Option<Located>)> {
+    /// Like [`LinkPlan::new`], also returning the search result and how `-no-pie` was decided.
+    pub fn make(interp: &Interpreter, options: &PlanOptions) -> Result<Planned> {
         let mode = match options.mode {
             ModeChoice::Nolib => Mode::Nolib,
             ModeChoice::Static => Mode::Static,
+            // An archive named by the user (option or variable) asks for static.
             ModeChoice::Auto
-                if has_usable_shared_lib(interp) && options.search.explicit.is_none() =>
+                if has_usable_shared_lib(interp)
+                    && options.search.explicit.is_none()
+                    && options.search.env.is_none() =>
             {
                 Mode::Shared
             }
@@ -150,27 +163,39 @@ impl LinkPlan {
                 });
             }
         }
-        let mut located = located;
         let mut plan = Self::with_archive(
             interp,
             mode,
             located.as_ref(),
             options.no_pie.unwrap_or(false),
         );
-        if let Some(found) = located.as_mut() {
-            found.pie = Some(PieDecision::Given);
-            if options.no_pie.is_none() {
+        let pie = match (&located, options.no_pie) {
+            (None, _) => None,
+            (Some(_), Some(_)) => Some(PieDecision::Given),
+            (Some(found), None) => {
                 // Decide -no-pie by a probe link, not by image name: a non-PIC archive
                 // (manylinux) fails in a PIE executable with a relocation error.
-                let cache = cache_dir(&options.search);
-                let (no_pie, decision) = needs_no_pie_cached(&plan.libs, &found.path, &cache)?;
-                found.pie = Some(decision);
+                let (no_pie, decision) = needs_no_pie_cached(
+                    &options.compiler,
+                    &plan.libs,
+                    &found.path,
+                    options.search.cache_dir.as_deref(),
+                )?;
                 if no_pie {
-                    plan = Self::with_archive(interp, mode, Some(found), true);
+                    plan.set_no_pie();
                 }
+                Some(decision)
             }
+        };
+        Ok(Planned { plan, located, pie })
+    }
+
+    /// Link the executable `-no-pie` (a static plan only; the libraries stay as they are).
+    pub(crate) fn set_no_pie(&mut self) {
+        if self.mode == Mode::Static && !self.no_pie {
+            self.no_pie = true;
+            self.ldflags.push("-no-pie".to_string());
         }
-        Ok((plan, located))
     }
 
     /// Make the plan from an archive already located (no search; only the library folders'

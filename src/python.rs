@@ -16,18 +16,6 @@ pub const PROBE_SCRIPT: &str = include_str!("blocks/probe.py");
 /// How long the interpreter may take to answer before it is killed.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Environment variable overriding [`PROBE_TIMEOUT`], in seconds (slow emulated containers).
-pub const PROBE_TIMEOUT_ENV: &str = "PATCH_UWSGI_PROBE_TIMEOUT";
-
-fn probe_timeout() -> Duration {
-    std::env::var(PROBE_TIMEOUT_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(PROBE_TIMEOUT)
-}
-
 /// What the interpreter said about itself. Also the format of saved sysconfig dumps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interpreter {
@@ -80,13 +68,9 @@ pub struct ConfigVars {
 }
 
 impl Interpreter {
-    /// Run the probe in `python`, bounded by [`PROBE_TIMEOUT`] or `PATCH_UWSGI_PROBE_TIMEOUT`.
-    pub fn probe(python: &Path) -> Result<Interpreter> {
-        Self::probe_with_timeout(python, probe_timeout())
-    }
-
-    /// Run the probe with a chosen time limit.
-    pub fn probe_with_timeout(python: &Path, timeout: Duration) -> Result<Interpreter> {
+    /// Run the probe in `python`; it is stopped after `timeout` ([`PROBE_TIMEOUT`] is the
+    /// command line's default).
+    pub fn probe(python: &Path, timeout: Duration) -> Result<Interpreter> {
         let fail = |problem: String| Error::Interpreter {
             python: python.to_path_buf(),
             problem,
@@ -149,6 +133,21 @@ impl Interpreter {
         Ok(found)
     }
 
+    /// Load a saved probe from `path`: a probe, or `patch_uwsgi locate --json` output holding
+    /// one under `probe`. The interpreter path is the saved one, or its `sys.executable`.
+    pub fn load(path: &Path) -> Result<Interpreter> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io("read the saved probe", path, e))?;
+        let inner = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("probe").map(|p| p.to_string()));
+        let mut interp = Interpreter::from_json(inner.as_deref().unwrap_or(&text), path)?;
+        if interp.path.as_os_str().is_empty() {
+            interp.path = PathBuf::from(&interp.executable);
+        }
+        Ok(interp)
+    }
+
     fn ensure_cpython(&self) -> Result<()> {
         if self.implementation != "CPython" {
             return Err(Error::Interpreter {
@@ -189,15 +188,37 @@ impl Interpreter {
     }
 }
 
-/// The interpreter to plan for: `given` (already probed, e.g. a saved dump) if any, else the
-/// probe of [`find_interpreter`]`(python)`.
-pub(crate) fn target_interpreter(
-    given: Option<&Interpreter>,
-    python: Option<&Path>,
-) -> Result<Interpreter> {
-    match given {
-        Some(interp) => Ok(interp.clone()),
-        None => Interpreter::probe(&find_interpreter(python)?),
+/// Which Python a plan is made for: the one question every operation starts with.
+#[derive(Debug, Clone, Default)]
+pub enum Target {
+    /// `python`, then `python3` on `PATH` (cibuildwheel puts the Python being built first on
+    /// `PATH` as `python`), probed.
+    #[default]
+    OnPath,
+    /// This interpreter, probed.
+    Python(PathBuf),
+    /// An interpreter already probed, e.g. a saved probe ([`Interpreter::load`]): nothing is
+    /// launched.
+    Probed(Box<Interpreter>),
+    /// A ready plan: no interpreter is launched and no archive searched. Only `apply`, `check`
+    /// and `diff` accept it; `locate` and `verify` need an interpreter.
+    Plan(Box<crate::plan::LinkPlan>),
+}
+
+impl Target {
+    /// The interpreter: probed (bounded by `timeout`) unless already probed. `operation` names
+    /// the caller in the error a ready plan gets.
+    pub(crate) fn interpreter(
+        &self,
+        timeout: Duration,
+        operation: &'static str,
+    ) -> Result<Interpreter> {
+        match self {
+            Target::OnPath => Interpreter::probe(&find_interpreter(None)?, timeout),
+            Target::Python(path) => Interpreter::probe(path, timeout),
+            Target::Probed(interp) => Ok((**interp).clone()),
+            Target::Plan(_) => Err(Error::NeedsInterpreter { operation }),
+        }
     }
 }
 

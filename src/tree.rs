@@ -3,6 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use regex::Regex;
 use serde::Serialize;
@@ -10,7 +11,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::fsio::{commit, read_optional, remove_stale_temps, Change, TreeLock};
 use crate::plan::{LinkPlan, Mode, PlanFile, PlanOptions, PLAN_FILE};
-use crate::python::{target_interpreter, Interpreter};
+use crate::python::{Interpreter, Target, PROBE_TIMEOUT};
 use crate::recipe::{patch_text, revert_text, FileKind, Outcome, PluginVariant};
 use crate::text::Doc;
 
@@ -19,7 +20,7 @@ static VERSION_LINE: LazyLock<Regex> =
 
 /// An opened uWSGI source tree.
 #[derive(Debug, Clone)]
-pub struct UwsgiTree {
+pub(crate) struct UwsgiTree {
     root: PathBuf,
     version: String,
 }
@@ -27,7 +28,7 @@ pub struct UwsgiTree {
 impl UwsgiTree {
     /// Open the tree at `dir`: it must hold `uwsgiconfig.py` (with its version line) and
     /// `plugins/python/uwsgiplugin.py`.
-    pub fn open(dir: &Path) -> Result<UwsgiTree> {
+    pub(crate) fn open(dir: &Path) -> Result<UwsgiTree> {
         match fs::metadata(dir) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
@@ -68,16 +69,6 @@ impl UwsgiTree {
             version,
         })
     }
-
-    /// The folder.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// The uWSGI version from `uwsgiconfig.py`.
-    pub fn version(&self) -> &str {
-        &self.version
-    }
 }
 
 fn tree_below(dir: &Path) -> Option<PathBuf> {
@@ -93,17 +84,29 @@ fn tree_below(dir: &Path) -> Option<PathBuf> {
     }
 }
 
-/// Options for [`apply`], [`check`] and [`diff`].
-#[derive(Debug, Clone, Default)]
+/// Options for [`apply`], [`check`], [`diff`], [`locate`] and [`verify`](crate::verify).
+/// Everything the library uses comes from here: it reads no environment variable (the
+/// `patch_uwsgi` binary turns `PATCH_UWSGI_LIBPYTHON`, `PATCH_UWSGI_PROBE_TIMEOUT`, `CC`,
+/// `CFLAGS` and `XDG_CACHE_HOME` into these fields).
+#[derive(Debug, Clone)]
 pub struct Options {
-    /// The target interpreter (default: `python`, then `python3` on `PATH`).
-    pub python: Option<PathBuf>,
-    /// An already probed interpreter (e.g. loaded from a saved dump); skips the probe.
-    pub interpreter: Option<Interpreter>,
+    /// The Python to plan for.
+    pub target: Target,
     /// How to make the plan.
     pub plan: PlanOptions,
-    /// A ready plan: no interpreter is launched and no archive searched.
-    pub link_plan: Option<LinkPlan>,
+    /// How long the interpreter may take to answer the probe.
+    pub probe_timeout: Duration,
+}
+
+impl Default for Options {
+    /// `python` on `PATH`, automatic mode, no cache folder, [`PROBE_TIMEOUT`].
+    fn default() -> Options {
+        Options {
+            target: Target::OnPath,
+            plan: PlanOptions::default(),
+            probe_timeout: PROBE_TIMEOUT,
+        }
+    }
 }
 
 /// What happened to one recipe.
@@ -296,7 +299,10 @@ fn prepare(
     Ok(Prepared { changes, report })
 }
 
-/// What [`locate`] found.
+/// What [`locate`] found. As JSON (`patch_uwsgi locate --json`): `python`, `version`,
+/// `abiflags`, `shared`, `free_threaded`, `mode`, `libpython`, `source`, `libs`, `ldflags`,
+/// `no_pie`, `pie_decision`, `tried` and the whole `probe` (loadable again with
+/// [`Interpreter::load`]).
 #[derive(Debug, Clone)]
 pub struct Location {
     /// The probed interpreter.
@@ -304,29 +310,74 @@ pub struct Location {
     /// The plan for it.
     pub plan: LinkPlan,
     /// Every archive candidate looked at, the chosen one last.
-    pub tried: Vec<crate::Candidate>,
+    pub tried: Vec<crate::libpython::Candidate>,
     /// How `-no-pie` was decided (`None` when no archive is planned).
     pub pie: Option<crate::PieDecision>,
+}
+
+impl Serialize for Location {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shape<'a> {
+            python: &'a Path,
+            version: &'a str,
+            abiflags: &'a str,
+            shared: bool,
+            free_threaded: bool,
+            mode: &'static str,
+            libpython: Option<&'a Path>,
+            source: Option<crate::libpython::Source>,
+            libs: &'a [String],
+            ldflags: &'a [String],
+            no_pie: bool,
+            pie_decision: Option<crate::PieDecision>,
+            tried: &'a [crate::libpython::Candidate],
+            probe: &'a Interpreter,
+        }
+        let (interp, plan) = (&self.interpreter, &self.plan);
+        Shape {
+            python: &interp.path,
+            version: &interp.version,
+            abiflags: &interp.abiflags,
+            shared: interp.shared(),
+            free_threaded: interp.free_threaded(),
+            mode: plan.mode.as_str(),
+            libpython: plan.libpython.as_deref(),
+            source: plan.source,
+            libs: &plan.libs,
+            ldflags: &plan.ldflags,
+            no_pie: plan.no_pie,
+            pie_decision: self.pie,
+            tried: &self.tried,
+            probe: interp,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// Probe the target interpreter and find its static libpython (unless the mode is `nolib` or
 /// an automatic `shared`); changes nothing but may extract the archive from manylinux's tarball.
 pub fn locate(options: &Options) -> Result<Location> {
-    let interpreter = target_interpreter(options.interpreter.as_ref(), options.python.as_deref())?;
-    let (plan, located) = LinkPlan::new_located(&interpreter, &options.plan)?;
+    let interpreter = options
+        .target
+        .interpreter(options.probe_timeout, "locate")?;
+    let planned = LinkPlan::make(&interpreter, &options.plan)?;
     Ok(Location {
         interpreter,
-        plan,
-        pie: located.as_ref().and_then(|l| l.pie),
-        tried: located.map(|l| l.tried).unwrap_or_default(),
+        plan: planned.plan,
+        pie: planned.pie,
+        tried: planned.located.map(|l| l.tried).unwrap_or_default(),
     })
 }
 
 fn make_plan(options: &Options) -> Result<(Option<PathBuf>, LinkPlan)> {
-    if let Some(plan) = &options.link_plan {
-        return Ok((None, plan.clone()));
+    if let Target::Plan(plan) = &options.target {
+        return Ok((None, (**plan).clone()));
     }
-    let interp = target_interpreter(options.interpreter.as_ref(), options.python.as_deref())?;
+    let interp = options.target.interpreter(options.probe_timeout, "apply")?;
     let plan = LinkPlan::new(&interp, &options.plan)?;
     Ok((Some(interp.path.clone()), plan))
 }

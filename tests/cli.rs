@@ -301,7 +301,7 @@ fn interpreter_problems_exit_2() {
     ];
     for (python, wanted) in cases {
         let out = support::apply_command(&tree, python)
-            .env(patch_uwsgi::PROBE_TIMEOUT_ENV, "1")
+            .env("PATCH_UWSGI_PROBE_TIMEOUT", "1")
             .output()
             .unwrap();
         let (_, stderr) = texts(&out);
@@ -312,4 +312,135 @@ fn interpreter_problems_exit_2() {
         );
     }
     assert_eq!(snapshot_dir(&tree), before);
+}
+
+/// A saved probe from vendor-samples (no interpreter launched).
+fn saved_probe(name: &str) -> std::path::PathBuf {
+    support::repo().join("vendor-samples/sysconfig").join(name)
+}
+
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    // The reader of the pipe is gone before anything is written, as in
+    // `patch_uwsgi locate --json | (exec 0<&-; true)`: the write fails with EPIPE.
+    let Some(python) = python312() else { return };
+    let archive = support::libpl_archive(&python);
+    let cases: Vec<Vec<&OsStr>> = vec![
+        vec![
+            OsStr::new("locate"),
+            OsStr::new("--json"),
+            OsStr::new("--no-pie"),
+            OsStr::new("no"),
+            OsStr::new("--python"),
+            python.as_os_str(),
+            OsStr::new("--libpython"),
+            archive.as_os_str(),
+        ],
+        vec![OsStr::new("--help")],
+        vec![OsStr::new("--version")],
+    ];
+    for args in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = support::bin()
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn libpython_variable_means_static_like_the_option() {
+    // pyenv's 3.12 has a usable libpython3.12.so, so `auto` alone plans `shared`; an archive
+    // named by PATCH_UWSGI_LIBPYTHON asks for static, exactly as --libpython does.
+    let Some(python) = python312() else { return };
+    let archive = support::libpl_archive(&python);
+    let (_tmp, tree) = sample_tree("2.0.31");
+    let plan_of = |extra: &[&OsStr], env: Option<&Path>| {
+        let mut command = support::bin();
+        command
+            .args(["diff", "--json", "--no-pie", "no"])
+            .arg(&tree)
+            .arg("--python")
+            .arg(&python)
+            .args(extra);
+        if let Some(env) = env {
+            command.env("PATCH_UWSGI_LIBPYTHON", env);
+        }
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (json["mode"].clone(), json["libpython"].clone())
+    };
+    let archive_json = serde_json::json!(archive);
+    assert_eq!(plan_of(&[], None).0, "shared");
+    for (extra, env) in [
+        (vec![OsStr::new("--libpython"), archive.as_os_str()], None),
+        (vec![], Some(archive.as_path())),
+    ] {
+        let (mode, libpython) = plan_of(&extra, env);
+        assert_eq!(mode, "static", "{extra:?} {env:?}");
+        assert_eq!(libpython, archive_json, "{extra:?} {env:?}");
+    }
+    // locate agrees.
+    let out = support::bin()
+        .args(["locate", "--json", "--no-pie", "no", "--python"])
+        .arg(&python)
+        .env("PATCH_UWSGI_LIBPYTHON", &archive)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (json["mode"].clone(), json["source"].clone()),
+        (serde_json::json!("static"), serde_json::json!("env"))
+    );
+}
+
+#[test]
+fn new_files_respect_the_umask_and_existing_files_keep_their_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_tmp, tree) = sample_tree("2.0.31");
+    let config = tree.join("uwsgiconfig.py");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o751)).unwrap();
+    for (umask, plan_mode) in [("027", 0o640), ("002", 0o664)] {
+        let _ = std::fs::remove_file(tree.join("plugins/python/patch_uwsgi_plan.json"));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_patch_uwsgi"))
+            .args(["apply", "--mode", "nolib", "--probe"])
+            .arg(saved_probe("pyenv-cpython-3.12.1.json"))
+            .arg(&tree)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode(&tree.join("plugins/python/patch_uwsgi_plan.json")),
+            plan_mode,
+            "umask {umask}"
+        );
+        assert_eq!(mode(&config), 0o751, "an existing file's mode changed");
+    }
+}
+
+#[test]
+fn readme_command_line_block_is_the_help_text() {
+    let out = run(&[OsStr::new("--help")]);
+    let help = texts(&out).0;
+    let readme = std::fs::read_to_string(support::repo().join("README.md")).unwrap();
+    let block = readme
+        .split("<!-- cli: patch_uwsgi --help -->\n```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```\n").next())
+        .expect("README has the help block");
+    assert_eq!(
+        block, help,
+        "README's command-line block differs from --help"
+    );
 }

@@ -433,7 +433,7 @@ fn unwritable_prefix_extracts_into_the_cache_folder() {
         command
             .env("XDG_CACHE_HOME", &cache)
             .env("HOME", &cache)
-            .env_remove(patch_uwsgi::LIBPYTHON_ENV)
+            .env_remove("PATCH_UWSGI_LIBPYTHON")
             .arg("locate")
             .args(json.then_some("--json"))
             .arg("--python")

@@ -1,7 +1,7 @@
 //! Never a corrupt tree: SIGKILL at random moments of `apply` and `revert`, concurrent runs on
 //! one tree, a failing write, permission denied, odd paths (interpreters that crash or hang
 //! are among the bad-input cases of tests/cli.rs). The figures in the
-//! README's "Reliability" table come from these tests (they print them).
+//! docs/reliability.md's table come from these tests (they print them).
 
 mod support;
 

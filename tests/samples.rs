@@ -5,9 +5,11 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use patch_uwsgi::{
-    FileKind, Interpreter, LinkPlan, Located, Mode, Options, Outcome, PluginVariant, Source,
-};
+use patch_uwsgi::libpython::{Located, Source};
+use patch_uwsgi::plan::{LinkPlan, Mode, PlanFile, PLAN_FILE};
+use patch_uwsgi::python::Interpreter;
+use patch_uwsgi::recipe::PluginVariant;
+use patch_uwsgi::{FileKind, Options, Outcome, Target};
 use support::{repo, sample_tree, sample_versions, snapshot_dir};
 
 /// A plan made from the saved probe of pyenv's CPython 3.12.1, with the archive where a
@@ -24,7 +26,7 @@ fn plan_312() -> LinkPlan {
 
 fn options() -> Options {
     Options {
-        link_plan: Some(plan_312()),
+        target: Target::Plan(Box::new(plan_312())),
         ..Options::default()
     }
 }
@@ -237,7 +239,7 @@ fn plan_file_keeps_other_pythons() {
     let report = patch_uwsgi::apply(
         &tree,
         &Options {
-            link_plan: Some(other.clone()),
+            target: Target::Plan(Box::new(other.clone())),
             ..Options::default()
         },
     )
@@ -246,8 +248,8 @@ fn plan_file_keeps_other_pythons() {
         file_outcomes(&report),
         [Outcome::Unchanged, Outcome::Unchanged, Outcome::Applied]
     );
-    let text = std::fs::read_to_string(tree.join(patch_uwsgi::PLAN_FILE)).unwrap();
-    let file = patch_uwsgi::PlanFile::parse(&text, Path::new("plan")).unwrap();
+    let text = std::fs::read_to_string(tree.join(PLAN_FILE)).unwrap();
+    let file = PlanFile::parse(&text, Path::new("plan")).unwrap();
     let versions: Vec<&str> = file
         .plans
         .iter()

@@ -48,7 +48,7 @@ fn step<'a>(json: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {name} in {}", json["steps"]))
 }
 
-/// The lib-dynload modules the issue names, at least these must import embedded.
+/// Extension modules every web app needs: at least these must import embedded.
 const MUST_IMPORT: [&str; 6] = ["math", "_socket", "_json", "_struct", "select", "_datetime"];
 
 #[test]
@@ -277,7 +277,7 @@ fn cc_is_honoured_and_its_failure_reported() {
 
 #[test]
 fn debian_stdlib_lacks_the_extension_modules_a_static_archive_needs() {
-    // DOMAIN.md's runtime caveat, for real: Debian compiles math, _socket, ... into its
+    // The runtime caveat of a static embedding, for real: Debian compiles math, _socket, ... into its
     // python3.11 and ships no .so for them, so a binary embedding a pyenv 3.11 archive and run
     // against Debian's stdlib cannot import them.
     let Some(debian) = support::debian_python311() else {

@@ -1,6 +1,6 @@
 //! The pip-installable binary wheel: built with maturin and zig for manylinux2014, its ELF read
 //! for glibc symbol versions and shared libraries, installed into a fresh venv and run there.
-//! Also checks the cibuildwheel example (README and `examples/uwsgi-wheels`) parses and hangs
+//! Also checks the cibuildwheel example (docs/cibuildwheel.md and `examples/uwsgi-wheels`) parses and hangs
 //! together.
 
 mod support;
@@ -203,12 +203,12 @@ fn manylinux2014_wheel_installs_in_a_fresh_venv_and_patches_a_tree() {
     );
 }
 
-/// The README's fenced block that follows `marker`.
+/// The fenced block of docs/cibuildwheel.md that follows `marker`.
 fn readme_block(marker: &str) -> String {
-    let readme = std::fs::read_to_string(support::repo().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(support::repo().join("docs/cibuildwheel.md")).unwrap();
     let start = readme
         .find(marker)
-        .unwrap_or_else(|| panic!("{marker} not in README"));
+        .unwrap_or_else(|| panic!("{marker} not in docs/cibuildwheel.md"));
     let rest = &readme[start..];
     let open = rest.find("```").unwrap();
     let body_start = open + rest[open..].find('\n').unwrap() + 1;

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::link::{c_compiler, describe, is_pie_relocation_error, remember_no_pie, run_compiler};
-use crate::locate::{cache_dir, Candidate, SearchOptions};
-use crate::plan::{LinkPlan, Mode, ModeChoice, PlanOptions};
+use crate::libpython::{Candidate, Located};
+use crate::link::{describe, is_pie_relocation_error, remember_no_pie, run_compiler, Compiler};
+use crate::plan::{LinkPlan, ModeChoice, PlanOptions};
 use crate::process::{last_lines, run_bounded};
-use crate::python::{target_interpreter, Interpreter};
+use crate::python::Interpreter;
+use crate::tree::Options;
 
 /// The C program that embeds the interpreter.
 pub const EMBED_SOURCE: &str = include_str!("blocks/verify_embed.c");
@@ -32,22 +33,29 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(20);
 const UWSGI_CORE_LIBS: [&str; 3] = ["-lpthread", "-lm", "-rdynamic"];
 
 /// Options for [`verify`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct VerifyOptions {
-    /// The target interpreter (default: `python`, then `python3` on `PATH`).
-    pub python: Option<PathBuf>,
-    /// An already probed interpreter; skips the probe.
-    pub interpreter: Option<Interpreter>,
-    /// Where to look for the archive.
-    pub search: SearchOptions,
-    /// Force `-no-pie` on or off; `None` tries without and retries with it on a PIE
-    /// relocation error.
-    pub no_pie: Option<bool>,
+    /// The target, the archive search, the compiler and the probe's limit, as for `apply`.
+    /// `options.plan.mode` is not used: verify always checks the static plan. With
+    /// `options.plan.no_pie` `None`, the link is tried without `-no-pie` and retried with it
+    /// on a PIE relocation error (that link is the probe link).
+    pub options: Options,
     /// Also run the program against this interpreter's stdlib and `lib-dynload` (the runtime a
     /// shipped binary will meet), reporting what it cannot import there.
     pub runtime_python: Option<PathBuf>,
-    /// Limit for each run of the program (default [`RUN_TIMEOUT`]).
-    pub timeout: Option<Duration>,
+    /// Limit for each run of the program and of the interpreter's own import run.
+    pub run_timeout: Duration,
+}
+
+impl Default for VerifyOptions {
+    /// [`Options::default`], no runtime Python, [`RUN_TIMEOUT`].
+    fn default() -> VerifyOptions {
+        VerifyOptions {
+            options: Options::default(),
+            runtime_python: None,
+            run_timeout: RUN_TIMEOUT,
+        }
+    }
 }
 
 /// The steps of a verification, in order.
@@ -161,17 +169,31 @@ pub struct Verification {
     pub runtime: Option<RuntimeReport>,
     /// Wall time of the whole verification.
     pub seconds: f64,
+    /// Whether everything linked, ran and imported (in JSON too).
+    pub ok: bool,
 }
 
 impl Verification {
-    /// Whether everything linked, ran and imported.
+    /// Whether everything linked, ran and imported (also the `ok` field).
     pub fn ok(&self) -> bool {
+        self.ok
+    }
+
+    fn compute_ok(&self) -> bool {
         self.failure.is_none()
             && self.import_failures.is_empty()
             && self
                 .runtime
                 .as_ref()
                 .is_none_or(|r| r.error.is_none() && r.failed.is_empty())
+    }
+
+    fn push_step(&mut self, step: Step, start: Instant, command: Vec<String>) {
+        self.steps.push(StepReport {
+            step,
+            seconds: seconds_since(start),
+            command: Some(command),
+        });
     }
 }
 
@@ -299,51 +321,13 @@ fn include_dirs(interp: &Interpreter) -> Vec<String> {
     dirs
 }
 
-/// Link and run a program embedding the target interpreter with its static plan; see the
-/// module documentation. Errors (exit 2 in the CLI) are problems before anything could be
-/// tried: no interpreter, no archive, no compiler. A failed compile, link, run or import is a
-/// [`Verification`] that is not [`ok`](Verification::ok).
-pub fn verify(options: &VerifyOptions) -> Result<Verification> {
-    let started = Instant::now();
-    let limit = options.timeout.unwrap_or(RUN_TIMEOUT);
-    let mut steps = Vec::new();
+/// The build interpreter importing its own lib-dynload modules, in a thread started before the
+/// compile: the list to try embedded and the baseline to compare with. Dropping it waits for
+/// the (bounded) run, so no return from [`verify`] leaves the interpreter running.
+struct Baseline(Option<std::thread::JoinHandle<std::io::Result<Option<Output>>>>);
 
-    let step_start = Instant::now();
-    let interp = target_interpreter(options.interpreter.as_ref(), options.python.as_deref())?;
-    steps.push(StepReport {
-        step: Step::Probe,
-        seconds: seconds_since(step_start),
-        command: None,
-    });
-
-    let step_start = Instant::now();
-    let plan_options = PlanOptions {
-        mode: ModeChoice::Static,
-        search: options.search.clone(),
-        // The link below is the PIE probe: no separate probe link.
-        no_pie: Some(options.no_pie.unwrap_or(false)),
-    };
-    let (mut plan, located) = LinkPlan::new_located(&interp, &plan_options)?;
-    let located = located.expect("a static plan is located");
-    steps.push(StepReport {
-        step: Step::Locate,
-        seconds: seconds_since(step_start),
-        command: None,
-    });
-
-    let tool = c_compiler()?;
-    let dir = tempfile::Builder::new()
-        .prefix("patch-uwsgi-verify-")
-        .tempdir()
-        .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
-    let source = dir.path().join("embed.c");
-    let object = dir.path().join("embed.o");
-    let exe = dir.path().join("embed");
-    std::fs::write(&source, EMBED_SOURCE).map_err(|e| Error::io("write", &source, e))?;
-
-    // Meanwhile the build interpreter imports its own lib-dynload modules: the list to try and
-    // the baseline to compare with. Every later return waits for it (it is bounded).
-    let baseline = {
+impl Baseline {
+    fn start(interp: &Interpreter, limit: Duration) -> Baseline {
         let mut command = Command::new(&interp.path);
         command
             .arg("-S")
@@ -354,15 +338,130 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
             .env_remove("PATCH_UWSGI_VERIFY_MODULES")
             .env_remove("PYTHONHOME")
             .env_remove("PYTHONPATH");
-        std::thread::spawn(move || run_bounded(&mut command, limit))
-    };
+        Baseline(Some(std::thread::spawn(move || {
+            run_bounded(&mut command, limit)
+        })))
+    }
+
+    /// The modules the interpreter imported; an error if its own run failed.
+    fn finish(mut self, interp: &Interpreter, limit: Duration) -> Result<ImportRun> {
+        let handle = self.0.take().expect("finished once");
+        let output = handle
+            .join()
+            .expect("the import thread does not panic")
+            .map_err(|e| Error::io("run", &interp.path, e))?;
+        let run = parse_output(&output);
+        if let Some(problem) = run_problem(&output, &run, limit) {
+            return Err(Error::Interpreter {
+                python: interp.path.clone(),
+                problem: format!("importing its own lib-dynload modules failed: {problem}"),
+            });
+        }
+        Ok(run)
+    }
+}
+
+impl Drop for Baseline {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Run `work` and append its duration as `step` to `steps`.
+fn timed<T>(steps: &mut Vec<StepReport>, step: Step, work: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let value = work();
+    steps.push(StepReport {
+        step,
+        seconds: seconds_since(start),
+        command: None,
+    });
+    value
+}
+
+/// The temporary folder with the program's source, object and executable.
+struct Program {
+    dir: tempfile::TempDir,
+}
+
+impl Program {
+    fn new() -> Result<Program> {
+        let dir = tempfile::Builder::new()
+            .prefix("patch-uwsgi-verify-")
+            .tempdir()
+            .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
+        let source = dir.path().join("embed.c");
+        std::fs::write(&source, EMBED_SOURCE).map_err(|e| Error::io("write", &source, e))?;
+        Ok(Program { dir })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Compile `embed.c` against the interpreter's headers.
+    fn compile(
+        &self,
+        compiler: &Compiler,
+        interp: &Interpreter,
+    ) -> Result<(std::result::Result<(), String>, Vec<String>)> {
+        let mut compile = compiler.command();
+        compile
+            .arg("-c")
+            .arg(self.path("embed.c"))
+            .arg("-o")
+            .arg(self.path("embed.o"));
+        for dir in include_dirs(interp) {
+            compile.arg(format!("-I{dir}"));
+        }
+        Ok((run_compiler(&mut compile)?, describe(&compile)))
+    }
+
+    /// Link as uWSGI does: compiler, -o, LDFLAGS, the objects, then core and plugin LIBS.
+    fn link(
+        &self,
+        compiler: &Compiler,
+        plan: &LinkPlan,
+    ) -> Result<(std::result::Result<(), String>, Vec<String>)> {
+        let mut link = compiler.command();
+        link.arg("-o")
+            .arg(self.path("embed"))
+            .args(&plan.ldflags)
+            .arg(self.path("embed.o"))
+            .args(UWSGI_CORE_LIBS)
+            .args(&plan.libs);
+        Ok((run_compiler(&mut link)?, describe(&link)))
+    }
+}
+
+/// Link and run a program embedding the target interpreter with its static plan; see the
+/// module documentation. Errors (exit 2 in the CLI) are problems before anything could be
+/// tried: no interpreter, no archive, no compiler. A failed compile, link, run or import is a
+/// [`Verification`] that is not [`ok`](Verification::ok).
+pub fn verify(options: &VerifyOptions) -> Result<Verification> {
+    let started = Instant::now();
+    let limit = options.run_timeout;
+    let given = &options.options;
+    let compiler = &given.plan.compiler;
+    let mut steps = Vec::new();
+
+    let interp = timed(&mut steps, Step::Probe, || {
+        given.target.interpreter(given.probe_timeout, "verify")
+    })?;
+    let (plan, located) = timed(&mut steps, Step::Locate, || {
+        static_plan(&interp, &given.plan)
+    })?;
+    let program = Program::new()?;
+    let baseline = Baseline::start(&interp, limit);
 
     let mut verification = Verification {
         python: interp.path.clone(),
         version: interp.version.clone(),
         plan: plan.clone(),
         tried: located.tried.clone(),
-        compiler: tool.path().to_path_buf(),
+        compiler: compiler.program.clone(),
         needs_no_pie: false,
         steps,
         failure: None,
@@ -372,142 +471,135 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
         builtin_modules: Vec::new(),
         runtime: None,
         seconds: 0.0,
+        ok: false,
     };
-    let finish = |mut v: Verification, step: Step, message: String| {
+    let failed = |mut v: Verification, step: Step, message: String| {
         v.failure = Some(StepFailure { step, message });
         v.seconds = seconds_since(started);
+        v.ok = false;
         Ok(v)
     };
 
     let step_start = Instant::now();
-    let mut compile = tool.to_command();
-    compile.arg("-c").arg(&source).arg("-o").arg(&object);
-    for dir in include_dirs(&interp) {
-        compile.arg(format!("-I{dir}"));
-    }
-    let compiled = run_compiler(&mut compile)?;
-    verification.steps.push(StepReport {
-        step: Step::Compile,
-        seconds: seconds_since(step_start),
-        command: Some(describe(&compile)),
-    });
+    let (compiled, command) = program.compile(compiler, &interp)?;
+    verification.push_step(Step::Compile, step_start, command);
     if let Err(message) = compiled {
-        // The interpreter's import run is bounded; wait for it so nothing outlives verify.
-        let _ = baseline.join();
-        return finish(verification, Step::Compile, message);
+        return failed(verification, Step::Compile, message);
     }
 
-    // uWSGI's link line: compiler, -o, LDFLAGS, the objects, then core and plugin LIBS.
-    let link_command = |plan: &LinkPlan| {
-        let mut command = tool.to_command();
-        command
-            .arg("-o")
-            .arg(&exe)
-            .args(&plan.ldflags)
-            .arg(&object)
-            .args(UWSGI_CORE_LIBS)
-            .args(&plan.libs);
-        command
-    };
     let step_start = Instant::now();
-    let mut link = link_command(&plan);
-    let mut linked = run_compiler(&mut link)?;
+    let (mut linked, mut command) = program.link(compiler, &plan)?;
     if let Err(message) = &linked {
-        if options.no_pie.is_none() && is_pie_relocation_error(message) {
-            plan = LinkPlan::with_archive(&interp, Mode::Static, Some(&located), true);
-            link = link_command(&plan);
-            linked = run_compiler(&mut link)?;
+        if given.plan.no_pie.is_none() && is_pie_relocation_error(message) {
+            let mut no_pie_plan = plan.clone();
+            no_pie_plan.set_no_pie();
+            (linked, command) = program.link(compiler, &no_pie_plan)?;
             verification.needs_no_pie = linked.is_ok();
-            verification.plan = plan.clone();
+            verification.plan = no_pie_plan;
         }
     }
-    if options.no_pie.is_none() && linked.is_ok() {
+    if given.plan.no_pie.is_none() && linked.is_ok() {
         // Spare the `apply` that usually follows its own probe link.
         remember_no_pie(
-            &tool,
-            &plan.libs,
+            compiler,
+            &verification.plan.libs,
             &located.path,
-            &cache_dir(&options.search),
+            given.plan.search.cache_dir.as_deref(),
             verification.needs_no_pie,
         );
     }
-    verification.steps.push(StepReport {
-        step: Step::Link,
-        seconds: seconds_since(step_start),
-        command: Some(describe(&link)),
-    });
+    verification.push_step(Step::Link, step_start, command);
     if let Err(message) = linked {
-        // The interpreter's import run is bounded; wait for it so nothing outlives verify.
-        let _ = baseline.join();
-        return finish(verification, Step::Link, message);
+        return failed(verification, Step::Link, message);
     }
 
-    let baseline_output = baseline
-        .join()
-        .expect("the import thread does not panic")
-        .map_err(|e| Error::io("run", &interp.path, e))?;
-    let baseline_run = parse_output(&baseline_output);
-    if let Some(problem) = run_problem(&baseline_output, &baseline_run, limit) {
-        return Err(Error::Interpreter {
-            python: interp.path.clone(),
-            problem: format!("importing its own lib-dynload modules failed: {problem}"),
-        });
-    }
+    let baseline_run = baseline.finish(&interp, limit)?;
     verification.failing_in_interpreter_too = baseline_run.failed.clone();
 
     let step_start = Instant::now();
+    let exe = program.path("embed");
     let (output, shown) = run_embedded(&exe, &interp.base_prefix, &baseline_run.ok, limit)?;
     let run = parse_output(&output);
-    verification.steps.push(StepReport {
-        step: Step::Run,
-        seconds: seconds_since(step_start),
-        command: Some(shown),
-    });
+    verification.push_step(Step::Run, step_start, shown);
     verification.builtin_modules = run.builtin.clone();
     verification.imported = run.ok.clone();
     verification.import_failures = run.failed.clone();
     if let Some(message) = run_problem(&output, &run, limit) {
-        return finish(verification, Step::Run, message);
+        return failed(verification, Step::Run, message);
     }
 
     if let Some(runtime_python) = &options.runtime_python {
         let step_start = Instant::now();
-        let runtime = Interpreter::probe(runtime_python)?;
-        let (output, shown) = run_embedded(&exe, &runtime.base_prefix, &baseline_run.ok, limit)?;
-        let there = parse_output(&output);
-        let mut error = run_problem(&output, &there, limit);
-        if runtime.ld_version() != interp.ld_version() {
-            error.get_or_insert_with(String::new).insert_str(
-                0,
-                &format!(
-                    "its stdlib is for Python {}, the archive is {}; ",
-                    runtime.ld_version(),
-                    interp.ld_version()
-                ),
-            );
-        }
-        let builtin_there: BTreeSet<&String> = runtime.builtin_modules.iter().collect();
-        verification.runtime = Some(RuntimeReport {
-            python: runtime_python.clone(),
-            version: runtime.version.clone(),
-            home: runtime.base_prefix.clone(),
-            error,
-            failed: there.failed,
-            builtin_there: run
-                .ok
-                .iter()
-                .filter(|m| builtin_there.contains(m))
-                .cloned()
-                .collect(),
-        });
-        verification.steps.push(StepReport {
-            step: Step::Runtime,
-            seconds: seconds_since(step_start),
-            command: Some(shown),
-        });
+        let (report, shown) = against_runtime(
+            runtime_python,
+            given.probe_timeout,
+            &interp,
+            &exe,
+            &baseline_run.ok,
+            &run.ok,
+            limit,
+        )?;
+        verification.runtime = Some(report);
+        verification.push_step(Step::Runtime, step_start, shown);
     }
     verification.seconds = seconds_since(started);
+    verification.ok = verification.compute_ok();
     Ok(verification)
+}
+
+/// The static plan for `interp`; the link in [`verify`] is the probe link, so none is made
+/// here.
+fn static_plan(interp: &Interpreter, given: &PlanOptions) -> Result<(LinkPlan, Located)> {
+    let plan_options = PlanOptions {
+        mode: ModeChoice::Static,
+        no_pie: Some(given.no_pie.unwrap_or(false)),
+        ..given.clone()
+    };
+    let planned = LinkPlan::make(interp, &plan_options)?;
+    Ok((
+        planned.plan,
+        planned.located.expect("a static plan is located"),
+    ))
+}
+
+/// Run the program against `runtime_python`'s stdlib and lib-dynload.
+fn against_runtime(
+    runtime_python: &Path,
+    probe_timeout: Duration,
+    interp: &Interpreter,
+    exe: &Path,
+    modules: &[String],
+    imported: &[String],
+    limit: Duration,
+) -> Result<(RuntimeReport, Vec<String>)> {
+    let runtime = Interpreter::probe(runtime_python, probe_timeout)?;
+    let (output, shown) = run_embedded(exe, &runtime.base_prefix, modules, limit)?;
+    let there = parse_output(&output);
+    let mut error = run_problem(&output, &there, limit);
+    if runtime.ld_version() != interp.ld_version() {
+        error.get_or_insert_with(String::new).insert_str(
+            0,
+            &format!(
+                "its stdlib is for Python {}, the archive is {}; ",
+                runtime.ld_version(),
+                interp.ld_version()
+            ),
+        );
+    }
+    let builtin_there: BTreeSet<&String> = runtime.builtin_modules.iter().collect();
+    let report = RuntimeReport {
+        python: runtime_python.to_path_buf(),
+        version: runtime.version.clone(),
+        home: runtime.base_prefix.clone(),
+        error,
+        failed: there.failed,
+        builtin_there: imported
+            .iter()
+            .filter(|m| builtin_there.contains(m))
+            .cloned()
+            .collect(),
+    };
+    Ok((report, shown))
 }
 
 #[cfg(test)]

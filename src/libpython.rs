@@ -1,4 +1,5 @@
-//! Finding the static libpython archive that matches an interpreter.
+//! Finding the static libpython of an interpreter: sysconfig folders, the base prefix, and
+//! manylinux's tarball of static libraries (one member extracted, atomically).
 
 use std::fs;
 use std::io::Read;
@@ -63,8 +64,6 @@ pub struct Located {
     pub source: Source,
     /// Every candidate, in order, the chosen one last.
     pub tried: Vec<Candidate>,
-    /// How the `-no-pie` question was answered for this archive (set when a plan is made).
-    pub pie: Option<crate::link::PieDecision>,
 }
 
 impl Located {
@@ -74,7 +73,6 @@ impl Located {
             path,
             source,
             tried: Vec::new(),
-            pie: None,
         }
     }
 }
@@ -125,13 +123,15 @@ pub fn reject_reason(path: &Path, wanted: &str) -> Option<String> {
 pub struct SearchOptions {
     /// An archive given on the command line; tried first.
     pub explicit: Option<PathBuf>,
-    /// Value of `PATCH_UWSGI_LIBPYTHON`; tried second.
+    /// The archive named by the `PATCH_UWSGI_LIBPYTHON` variable, as read by the caller (the
+    /// library reads no environment); tried second, and like `explicit` it means `static`.
     pub env: Option<PathBuf>,
     /// Folder holding manylinux's `static-libs-for-embedding-only.tar.xz` (default
     /// [`MANYLINUX_ROOT`]).
     pub manylinux_root: Option<PathBuf>,
-    /// Where to extract the archive when the interpreter's `lib` folder is not writable
-    /// (default `$XDG_CACHE_HOME/patch-uwsgi`, else `~/.cache/patch-uwsgi`).
+    /// Where to extract the archive when the interpreter's `lib` folder is not writable, and
+    /// where `-no-pie` answers are remembered (the binary passes [`cache_dir_from`]'s answer).
+    /// `None`: nothing is cached.
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -141,18 +141,27 @@ pub const MANYLINUX_ROOT: &str = "/opt/_internal";
 /// The tarball's file name (manylinux PR #1250).
 pub const MANYLINUX_TARBALL: &str = "static-libs-for-embedding-only.tar.xz";
 
-/// The cache folder of `options` (extracted archives, probe-link answers).
-pub(crate) fn cache_dir(options: &SearchOptions) -> PathBuf {
-    options.cache_dir.clone().unwrap_or_else(default_cache_dir)
-}
-
-pub(crate) fn default_cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
+/// The usual cache folder, from the values of `XDG_CACHE_HOME` and `HOME`:
+/// `$XDG_CACHE_HOME/patch-uwsgi`, else `~/.cache/patch-uwsgi`, else `None`.
+///
+/// ```
+/// use patch_uwsgi::libpython::cache_dir_from;
+/// assert_eq!(cache_dir_from(Some("/c".as_ref()), Some("/h".as_ref())).unwrap(), std::path::Path::new("/c/patch-uwsgi"));
+/// assert_eq!(cache_dir_from(Some("".as_ref()), Some("/h".as_ref())).unwrap(), std::path::Path::new("/h/.cache/patch-uwsgi"));
+/// assert_eq!(cache_dir_from(None, None), None);
+/// ```
+pub fn cache_dir_from(
+    xdg_cache_home: Option<&std::ffi::OsStr>,
+    home: Option<&std::ffi::OsStr>,
+) -> Option<PathBuf> {
+    let base = xdg_cache_home
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("patch-uwsgi")
+        .or_else(|| {
+            home.filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join("patch-uwsgi"))
 }
 
 /// Extract one member of a `.tar.xz` to `dest` atomically, decompressing only up to that
@@ -178,8 +187,7 @@ fn extract_member(tarball: &Path, member: &str, dest: &Path) -> std::result::Res
         let folder = dest.parent().expect("destination has a folder");
         fs::create_dir_all(folder)
             .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(crate::fsio::TEMP_PREFIX)
+        let mut temp = crate::fsio::new_file_builder()
             .tempfile_in(folder)
             .map_err(|e| format!("cannot write in {}: {e}", folder.display()))?;
         std::io::copy(&mut entry, &mut temp)
@@ -193,10 +201,6 @@ fn extract_member(tarball: &Path, member: &str, dest: &Path) -> std::result::Res
             return Err(format!(
                 "member {member} is not an ar archive (no !<arch> magic)"
             ));
-        }
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644));
         }
         temp.persist(dest).map_err(|e| {
             format!(
@@ -256,7 +260,6 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
                 path,
                 source,
                 tried,
-                pie: None,
             });
         }
     }
@@ -311,7 +314,6 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
                 path,
                 source,
                 tried,
-                pie: None,
             });
         }
     }
@@ -327,12 +329,12 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let member = format!("{prefix_name}/lib/{wanted}");
-    let cache = options
-        .cache_dir
-        .clone()
-        .unwrap_or_else(default_cache_dir)
-        .join(&member);
-    if !tried.iter().any(|c| c.path == cache) {
+    let cache = options.cache_dir.as_ref().map(|dir| dir.join(&member));
+    if let Some(cache) = cache
+        .as_ref()
+        .filter(|c| !tried.iter().any(|t| &t.path == *c))
+    {
+        let cache = cache.clone();
         let rejected = reject_reason(&cache, &wanted);
         let ok = rejected.is_none();
         tried.push(Candidate {
@@ -345,7 +347,6 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
                 path: cache,
                 source: Source::ManylinuxTarball,
                 tried,
-                pie: None,
             });
         }
     }
@@ -363,10 +364,25 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
         });
     }
     let prefix_lib = Path::new(&interp.base_prefix).join("lib");
-    let dest = if writable_dir(&prefix_lib) {
-        prefix_lib.join(&wanted)
-    } else {
-        cache
+    let dest = match cache {
+        _ if writable_dir(&prefix_lib) => prefix_lib.join(&wanted),
+        Some(cache) => cache,
+        None => {
+            tried.push(Candidate {
+                path: prefix_lib.join(&wanted),
+                source: Source::ManylinuxTarball,
+                rejected: Some(
+                    "the archive is in the tarball, but this folder is not writable and no \
+                     cache folder was given to extract it into"
+                        .to_string(),
+                ),
+            });
+            return Err(Error::NoLibpython {
+                python: interp.path.clone(),
+                wanted,
+                tried,
+            });
+        }
     };
     match extract_member(&tarball, &member, &dest) {
         Ok(()) => {
@@ -379,7 +395,6 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
                 path: dest,
                 source: Source::ManylinuxTarball,
                 tried,
-                pie: None,
             })
         }
         Err(problem) => {

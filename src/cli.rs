@@ -1,0 +1,332 @@
+//! The command line: the usage text (the one source of the CLI's description; the README's
+//! copy is checked against it) and parsing, environment variables included, into the
+//! library's options. The library reads no environment; this is where it is read.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use patch_uwsgi::libpython::cache_dir_from;
+use patch_uwsgi::python::{Interpreter, PROBE_TIMEOUT};
+use patch_uwsgi::{Compiler, ModeChoice, Options, Target, VerifyOptions};
+
+/// `patch_uwsgi --help`.
+pub const USAGE: &str = "\
+patch_uwsgi: make uWSGI's python plugin link a static libpython (manylinux, cibuildwheel)
+
+usage:
+  patch_uwsgi apply  [DIR]   rewrite the tree for the target Python (DIR defaults to .)
+  patch_uwsgi check  [DIR]   change nothing; exit 0 if patched and the plan fits this Python, 1 if not
+  patch_uwsgi diff   [DIR]   change nothing; print the unified diff apply would make
+  patch_uwsgi revert [DIR]   restore upstream bytes and remove the plan (needs no interpreter)
+  patch_uwsgi locate         find the static libpython of the target Python and print the plan
+  patch_uwsgi verify         link and run a tiny program embedding the target Python with the
+                             static plan; import its lib-dynload modules (seconds, not a build)
+
+options:
+  --python PATH       target interpreter (default: `python` on PATH, then `python3`)
+  --libpython PATH    use this static archive (means --mode static unless nolib is asked)
+  --probe FILE        use a saved interpreter probe (`locate --json` output, or its `probe`)
+                      instead of launching the interpreter (offline use, build tools)
+  --mode MODE         auto|static|nolib (default auto: shared if the Python has a libpython.so;
+                      locate defaults to static)
+  --manylinux-root DIR  folder with static-libs-for-embedding-only.tar.xz (default /opt/_internal)
+  --no-pie auto|yes|no  link the executable -no-pie: auto decides by a probe link (remembered
+                      in the cache folder for the same archive and compiler)
+  --runtime-python PATH  (verify) also run against this Python's stdlib, as a shipped binary
+                      would meet it
+  --json              report as JSON on stdout
+  --quiet             print nothing but errors
+  --help, --version
+
+environment:
+  PATCH_UWSGI_LIBPYTHON      an archive, as --libpython (the option wins)
+  PATCH_UWSGI_PROBE_TIMEOUT  seconds the interpreter may take to answer (default 30)
+  CC, CFLAGS                 the C compiler for verify and the -no-pie probe link (default cc)
+  XDG_CACHE_HOME, HOME       cache folder: $XDG_CACHE_HOME/patch-uwsgi, else ~/.cache/patch-uwsgi
+
+exit: 0 done or nothing to do (also when stdout was closed early); 1 check found work, or
+verify failed; 2 error, and then nothing was changed
+";
+
+/// The subcommands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Apply,
+    Check,
+    Diff,
+    Revert,
+    Locate,
+    Verify,
+}
+
+impl Command {
+    const ALL: [Command; 6] = [
+        Command::Apply,
+        Command::Check,
+        Command::Diff,
+        Command::Revert,
+        Command::Locate,
+        Command::Verify,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Apply => "apply",
+            Command::Check => "check",
+            Command::Diff => "diff",
+            Command::Revert => "revert",
+            Command::Locate => "locate",
+            Command::Verify => "verify",
+        }
+    }
+
+    fn takes_dir(self) -> bool {
+        !matches!(self, Command::Locate | Command::Verify)
+    }
+}
+
+/// A parsed command line.
+pub struct Args {
+    pub command: Command,
+    pub dir: PathBuf,
+    /// For verify: `options.options` are the common options.
+    pub verify: VerifyOptions,
+    pub probe: Option<PathBuf>,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl Args {
+    pub fn options(&self) -> &Options {
+        &self.verify.options
+    }
+
+    /// Replace the target with the saved probe, if one was given.
+    pub fn load_probe(&mut self) -> patch_uwsgi::Result<()> {
+        if let Some(path) = &self.probe {
+            self.verify.options.target = Target::Probed(Box::new(Interpreter::load(path)?));
+        }
+        Ok(())
+    }
+}
+
+/// What the command line asks for.
+pub enum Parsed {
+    Run(Box<Args>),
+    Help,
+    Version,
+}
+
+fn choice<T: Copy>(option: &str, value: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    choices
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            format!("{option} takes {}, not {value:?}", names.join(", "))
+        })
+}
+
+/// Parse the arguments, then read the environment variables listed in [`USAGE`].
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut command = None;
+    let mut dir = None;
+    let mut verify = VerifyOptions::default();
+    let options = &mut verify.options;
+    let (mut json, mut quiet, mut mode_given) = (false, false, false);
+    let mut probe = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("help") | Short('h') => return Ok(Parsed::Help),
+            Long("version") | Short('V') => return Ok(Parsed::Version),
+            Long("python") => options.target = Target::Python(parser.value()?.into()),
+            Long("libpython") => options.plan.search.explicit = Some(parser.value()?.into()),
+            Long("manylinux-root") => {
+                options.plan.search.manylinux_root = Some(parser.value()?.into())
+            }
+            Long("mode") => {
+                mode_given = true;
+                options.plan.mode = choice(
+                    "--mode",
+                    &parser.value()?.string()?,
+                    &[
+                        ("auto", ModeChoice::Auto),
+                        ("static", ModeChoice::Static),
+                        ("nolib", ModeChoice::Nolib),
+                    ],
+                )?;
+            }
+            Long("no-pie") => {
+                options.plan.no_pie = choice(
+                    "--no-pie",
+                    &parser.value()?.string()?,
+                    &[("auto", None), ("yes", Some(true)), ("no", Some(false))],
+                )?;
+            }
+            Long("runtime-python") => verify.runtime_python = Some(parser.value()?.into()),
+            Long("probe") => probe = Some(PathBuf::from(parser.value()?)),
+            Long("json") => json = true,
+            Long("quiet") | Short('q') => quiet = true,
+            Value(value) if command.is_none() => {
+                let names = Command::ALL.map(Command::name);
+                let value = value.string()?;
+                command = Some(*Command::ALL.iter().find(|c| c.name() == value).ok_or_else(
+                    || {
+                        format!(
+                            "unknown command {value:?}: use {} (see --help)",
+                            names.join(", ")
+                        )
+                    },
+                )?);
+            }
+            Value(value) if dir.is_none() && command.is_some_and(Command::takes_dir) => {
+                dir = Some(PathBuf::from(value))
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    let command = command
+        .ok_or("no command given: use apply, check, diff, revert, locate or verify (see --help)")?;
+    if command == Command::Verify && mode_given {
+        return Err("verify always checks the static plan; --mode does not apply to it".into());
+    }
+    if command != Command::Verify && verify.runtime_python.is_some() {
+        return Err("--runtime-python is an option of verify only".into());
+    }
+    let options = &mut verify.options;
+    if command == Command::Locate && !mode_given {
+        options.plan.mode = ModeChoice::Static;
+    }
+    read_environment(options, |name| std::env::var_os(name))?;
+    Ok(Parsed::Run(Box::new(Args {
+        command,
+        dir: dir.unwrap_or_else(|| PathBuf::from(".")),
+        verify,
+        probe,
+        json,
+        quiet,
+    })))
+}
+
+/// Fill in what the environment says (`var` looks a variable up).
+fn read_environment(
+    options: &mut Options,
+    var: impl Fn(&str) -> Option<OsString>,
+) -> Result<(), String> {
+    let set = |name: &str| var(name).filter(|v| !v.is_empty());
+    options.plan.search.env = set("PATCH_UWSGI_LIBPYTHON").map(PathBuf::from);
+    options.plan.search.cache_dir =
+        cache_dir_from(var("XDG_CACHE_HOME").as_deref(), var("HOME").as_deref());
+    let text = |name: &str| set(name).map(|v| v.to_string_lossy().into_owned());
+    options.plan.compiler =
+        Compiler::from_cc_cflags(text("CC").as_deref(), text("CFLAGS").as_deref());
+    options.probe_timeout = match text("PATCH_UWSGI_PROBE_TIMEOUT") {
+        None => PROBE_TIMEOUT,
+        Some(value) => value
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                format!(
+                    "PATCH_UWSGI_PROBE_TIMEOUT must be a number of seconds above 0, not {value:?}"
+                )
+            })?,
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Result<Box<Args>, String> {
+        match parse(args.iter().map(OsString::from)) {
+            Ok(Parsed::Run(args)) => Ok(args),
+            Ok(_) => Err("help or version".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn command_line_table() {
+        // (arguments, expected error substring or None)
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&["apply"], None),
+            (&["apply", "tree"], None),
+            (&["locate", "tree"], Some("unexpected argument")),
+            (&["frobnicate"], Some("unknown command \"frobnicate\"")),
+            (&[], Some("no command given")),
+            (
+                &["apply", "--mode", "shared"],
+                Some("--mode takes auto, static, nolib"),
+            ),
+            (
+                &["apply", "--no-pie", "maybe"],
+                Some("--no-pie takes auto, yes, no"),
+            ),
+            (
+                &["verify", "--mode", "static"],
+                Some("--mode does not apply"),
+            ),
+            (&["apply", "--runtime-python", "p"], Some("verify only")),
+        ];
+        for (args, want) in cases {
+            match (parsed(args), want) {
+                (Ok(_), None) => {}
+                (Err(e), Some(want)) => assert!(e.contains(want), "{args:?}: {e}"),
+                (got, want) => panic!("{args:?}: {:?} vs {want:?}", got.err()),
+            }
+        }
+        assert_eq!(
+            parsed(&["locate"]).unwrap().options().plan.mode,
+            ModeChoice::Static
+        );
+    }
+
+    #[test]
+    fn environment_table() {
+        let read = |vars: &[(&str, &str)]| {
+            let mut options = Options::default();
+            let vars: Vec<(String, OsString)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.into()))
+                .collect();
+            read_environment(&mut options, |name| {
+                vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+            })
+            .map(|()| options)
+        };
+        let options = read(&[
+            ("PATCH_UWSGI_LIBPYTHON", "/a/libpython3.12.a"),
+            ("PATCH_UWSGI_PROBE_TIMEOUT", "2.5"),
+            ("CC", "ccache gcc"),
+            ("CFLAGS", "-O1"),
+            ("XDG_CACHE_HOME", "/c"),
+        ])
+        .unwrap();
+        assert_eq!(
+            options.plan.search.env.as_deref(),
+            Some("/a/libpython3.12.a".as_ref())
+        );
+        assert_eq!(options.probe_timeout, Duration::from_millis(2500));
+        assert_eq!(options.plan.compiler.args, ["gcc", "-O1"]);
+        assert_eq!(
+            options.plan.search.cache_dir.as_deref(),
+            Some("/c/patch-uwsgi".as_ref())
+        );
+        let empty = read(&[("PATCH_UWSGI_LIBPYTHON", "")]).unwrap();
+        assert_eq!(empty.plan.search.env, None);
+        assert_eq!(empty.probe_timeout, PROBE_TIMEOUT);
+        assert_eq!(empty.plan.compiler, Compiler::default());
+        for bad in ["0", "-1", "soon", "inf"] {
+            let err = read(&[("PATCH_UWSGI_PROBE_TIMEOUT", bad)]).unwrap_err();
+            assert!(err.contains("PATCH_UWSGI_PROBE_TIMEOUT"), "{err}");
+        }
+    }
+}

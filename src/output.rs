@@ -1,0 +1,204 @@
+//! What the binary prints: the human-readable reports. JSON comes from the library's
+//! `Serialize` implementations, with the command's name added (see `print`).
+
+use std::io::Write;
+
+use patch_uwsgi::{Location, PieDecision, Report, Verification};
+
+use crate::cli::Command;
+
+pub fn print_human(out: &mut impl Write, command: Command, report: &Report) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "uWSGI {} in {}",
+        report.uwsgi_version,
+        report.tree.display()
+    )?;
+    if let Some(mode) = report.mode {
+        let python = report.python.as_deref().unwrap_or("(given plan)".as_ref());
+        let archive = report
+            .libpython
+            .as_ref()
+            .map(|p| format!(", libpython {}", p.display()))
+            .unwrap_or_default();
+        let no_pie = if report.plan.as_ref().is_some_and(|p| p.no_pie) {
+            ", -no-pie"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "python {}: mode {}{archive}{no_pie}",
+            python.display(),
+            mode.as_str()
+        )?;
+    }
+    for file in &report.files {
+        let recipes: Vec<String> = file
+            .recipes
+            .iter()
+            .map(|r| format!("{} {}", r.id, r.outcome.as_str()))
+            .collect();
+        let detail = if recipes.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", recipes.join(", "))
+        };
+        writeln!(out, "  {:<12} {}{detail}", file.outcome.as_str(), file.path)?;
+    }
+    if command == Command::Check {
+        writeln!(
+            out,
+            "{}",
+            if report.needs_work() {
+                "needs patching: run `patch_uwsgi apply`"
+            } else {
+                "patched, and the plan fits this Python"
+            }
+        )?;
+    }
+    Ok(())
+}
+
+pub fn print_location(out: &mut impl Write, found: &Location) -> std::io::Result<()> {
+    let interp = &found.interpreter;
+    let plan = &found.plan;
+    writeln!(
+        out,
+        "python {} (CPython {}{}, mode {})",
+        interp.path.display(),
+        interp.version,
+        interp.abiflags,
+        plan.mode.as_str()
+    )?;
+    if let (Some(path), Some(source)) = (&plan.libpython, plan.source) {
+        writeln!(out, "libpython {} (found by {source})", path.display())?;
+    }
+    writeln!(out, "libs after the objects: {}", plan.libs.join(" "))?;
+    if !plan.ldflags.is_empty() {
+        writeln!(out, "ldflags: {}", plan.ldflags.join(" "))?;
+    }
+    if let Some(decision) = found.pie {
+        writeln!(
+            out,
+            "-no-pie: {} ({})",
+            if plan.no_pie { "needed" } else { "not needed" },
+            match decision {
+                PieDecision::ProbeLink => "probe link",
+                PieDecision::Cached => "earlier probe link, cached",
+                PieDecision::Given => "given",
+            }
+        )?;
+    }
+    for candidate in &found.tried {
+        let verdict = candidate.rejected.as_deref().unwrap_or("chosen");
+        writeln!(
+            out,
+            "  tried {} ({}): {verdict}",
+            candidate.path.display(),
+            candidate.source
+        )?;
+    }
+    Ok(())
+}
+
+pub fn print_verification(out: &mut impl Write, v: &Verification) -> std::io::Result<()> {
+    let archive = v
+        .plan
+        .libpython
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let source = v.plan.source.map(|s| format!(" ({s})")).unwrap_or_default();
+    writeln!(
+        out,
+        "verify {} (CPython {}) with {archive}{source}",
+        v.python.display(),
+        v.version
+    )?;
+    for step in &v.steps {
+        let command = step
+            .command
+            .as_ref()
+            .map(|c| format!("  {}", c.join(" ")))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  {:<8} {:>6.2} s{command}",
+            step.step.as_str(),
+            step.seconds
+        )?;
+    }
+    if v.needs_no_pie {
+        writeln!(
+            out,
+            "the archive is not position-independent: the link needs -no-pie (apply puts it in the plan)"
+        )?;
+    }
+    if let Some(failure) = &v.failure {
+        writeln!(out, "FAILED at {}:", failure.step.as_str())?;
+        for line in failure.message.lines() {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    if !v.imported.is_empty() || !v.import_failures.is_empty() {
+        writeln!(
+            out,
+            "imported {} lib-dynload modules embedded; {} failed that import in the interpreter",
+            v.imported.len(),
+            v.import_failures.len()
+        )?;
+    }
+    for failure in &v.import_failures {
+        writeln!(out, "  FAILED import {}: {}", failure.module, failure.error)?;
+    }
+    for failure in &v.failing_in_interpreter_too {
+        writeln!(
+            out,
+            "  (fails in the interpreter too: {}: {})",
+            failure.module, failure.error
+        )?;
+    }
+    if !v.builtin_modules.is_empty() {
+        writeln!(
+            out,
+            "compiled into the archive ({}): {}",
+            v.builtin_modules.len(),
+            v.builtin_modules.join(" ")
+        )?;
+        writeln!(
+            out,
+            "at run time the binary needs CPython {}'s stdlib with a lib-dynload providing: {}",
+            v.version,
+            v.imported.join(" ")
+        )?;
+    }
+    if let Some(runtime) = &v.runtime {
+        writeln!(
+            out,
+            "against {} (CPython {}, home {}):",
+            runtime.python.display(),
+            runtime.version,
+            runtime.home
+        )?;
+        if let Some(error) = &runtime.error {
+            writeln!(out, "  FAILED: {error}")?;
+        }
+        for failure in &runtime.failed {
+            writeln!(out, "  FAILED import {}: {}", failure.module, failure.error)?;
+        }
+        if !runtime.builtin_there.is_empty() {
+            writeln!(
+                out,
+                "  built into that interpreter, so missing from its lib-dynload: {}",
+                runtime.builtin_there.join(" ")
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "{} in {:.2} s",
+        if v.ok() { "ok" } else { "FAILED" },
+        v.seconds
+    )
+}
