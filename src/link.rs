@@ -151,7 +151,7 @@ fn probe_link(tool: &Compiler, libs: &[String]) -> Result<bool> {
 
 /// 64-bit FNV-1a: a stable hash for cache file names (std's hasher may change between
 /// releases).
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })

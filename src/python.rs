@@ -41,6 +41,11 @@ pub struct Interpreter {
     pub builtin_modules: Vec<String>,
     /// The sysconfig variables the plan reads (`None` when unset).
     pub config: ConfigVars,
+    /// The files the answers come from (the real executable, the sysconfig data module, the
+    /// venv's `pyvenv.cfg` whether or not it exists): a cached probe is reused only while
+    /// they are as they were.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
 }
 
 /// The sysconfig variables patch-uwsgi reads, as strings.
@@ -133,6 +138,42 @@ impl Interpreter {
         Ok(found)
     }
 
+    /// [`Interpreter::probe`], answered from `cache_dir/probe/` when the same interpreter was
+    /// probed before and none of the files its answers come from ([`Interpreter::depends_on`],
+    /// plus `/etc/ld.so.cache` for the C library) changed since: one launch of the interpreter
+    /// is most of what `check` costs.
+    pub fn probe_cached(
+        python: &Path,
+        timeout: Duration,
+        cache_dir: Option<&Path>,
+    ) -> Result<Interpreter> {
+        let Some(file) = cache_dir.and_then(|dir| probe_cache_file(dir, python)) else {
+            return Self::probe(python, timeout);
+        };
+        if let Some(found) = std::fs::read(&file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<CachedProbe>(&bytes).ok())
+            .filter(|cached| cached.stamps == stamps(python, &cached.probe.depends_on))
+        {
+            let mut interp = found.probe;
+            interp.path = python.to_path_buf();
+            return Ok(interp);
+        }
+        let interp = Self::probe(python, timeout)?;
+        let cached = CachedProbe {
+            stamps: stamps(python, &interp.depends_on),
+            probe: interp.clone(),
+        };
+        // Best effort: a cache that cannot be written only costs the next run a launch.
+        if let Some(parent) = file.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        if let Ok(text) = serde_json::to_vec(&cached) {
+            let _ = crate::fsio::write_atomic(&file, &text);
+        }
+        Ok(interp)
+    }
+
     /// Load a saved probe from `path`: a probe, or `patch_uwsgi locate --json` output holding
     /// one under `probe`. The interpreter path is the saved one, or its `sys.executable`.
     pub fn load(path: &Path) -> Result<Interpreter> {
@@ -188,6 +229,45 @@ impl Interpreter {
     }
 }
 
+/// A probe answer with the state of the files it depends on when it was made.
+#[derive(Serialize, Deserialize)]
+struct CachedProbe {
+    stamps: Vec<(String, Option<(u64, u128)>)>,
+    probe: Interpreter,
+}
+
+/// Size and modification time of each file (`None`: absent), the interpreter as given and
+/// the C library's cache included.
+fn stamps(python: &Path, depends_on: &[String]) -> Vec<(String, Option<(u64, u128)>)> {
+    let given = python.display().to_string();
+    [given.as_str(), "/etc/ld.so.cache"]
+        .into_iter()
+        .chain(depends_on.iter().map(String::as_str))
+        .map(|path| {
+            let stamp = std::fs::metadata(path).ok().and_then(|meta| {
+                let modified = meta.modified().ok()?;
+                let nanos = modified
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?
+                    .as_nanos();
+                Some((meta.len(), nanos))
+            });
+            (path.to_string(), stamp)
+        })
+        .collect()
+}
+
+/// `cache_dir/probe/<hash of the interpreter's path and this tool's version>.json`.
+fn probe_cache_file(cache_dir: &Path, python: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(python).ok()?;
+    let key = format!("{}\n{}", env!("CARGO_PKG_VERSION"), absolute.display());
+    Some(
+        cache_dir
+            .join("probe")
+            .join(format!("{:016x}.json", crate::link::fnv1a(key.as_bytes()))),
+    )
+}
+
 /// Which Python a plan is made for: the one question every operation starts with.
 #[derive(Debug, Clone, Default)]
 pub enum Target {
@@ -211,11 +291,12 @@ impl Target {
     pub(crate) fn interpreter(
         &self,
         timeout: Duration,
+        cache: Option<&Path>,
         operation: &'static str,
     ) -> Result<Interpreter> {
         match self {
-            Target::OnPath => Interpreter::probe(&find_interpreter(None)?, timeout),
-            Target::Python(path) => Interpreter::probe(path, timeout),
+            Target::OnPath => Interpreter::probe_cached(&find_interpreter(None)?, timeout, cache),
+            Target::Python(path) => Interpreter::probe_cached(path, timeout, cache),
             Target::Probed(interp) => Ok((**interp).clone()),
             Target::Plan(_) => Err(Error::NeedsInterpreter { operation }),
         }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use regex::Regex;
+use regex_lite::Regex;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -361,9 +361,11 @@ impl Serialize for Location {
 /// Probe the target interpreter and find its static libpython (unless the mode is `nolib` or
 /// an automatic `shared`); changes nothing but may extract the archive from manylinux's tarball.
 pub fn locate(options: &Options) -> Result<Location> {
-    let interpreter = options
-        .target
-        .interpreter(options.probe_timeout, "locate")?;
+    let interpreter = options.target.interpreter(
+        options.probe_timeout,
+        options.plan.search.cache_dir.as_deref(),
+        "locate",
+    )?;
     let planned = LinkPlan::make(&interpreter, &options.plan)?;
     Ok(Location {
         interpreter,
@@ -377,7 +379,11 @@ fn make_plan(options: &Options) -> Result<(Option<PathBuf>, LinkPlan)> {
     if let Target::Plan(plan) = &options.target {
         return Ok((None, (**plan).clone()));
     }
-    let interp = options.target.interpreter(options.probe_timeout, "apply")?;
+    let interp = options.target.interpreter(
+        options.probe_timeout,
+        options.plan.search.cache_dir.as_deref(),
+        "apply",
+    )?;
     let plan = LinkPlan::new(&interp, &options.plan)?;
     Ok((Some(interp.path.clone()), plan))
 }

@@ -448,7 +448,11 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     let mut steps = Vec::new();
 
     let interp = timed(&mut steps, Step::Probe, || {
-        given.target.interpreter(given.probe_timeout, "verify")
+        given.target.interpreter(
+            given.probe_timeout,
+            given.plan.search.cache_dir.as_deref(),
+            "verify",
+        )
     })?;
     let (plan, located) = timed(&mut steps, Step::Locate, || {
         static_plan(&interp, &given.plan)

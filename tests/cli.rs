@@ -444,3 +444,54 @@ fn readme_command_line_block_is_the_help_text() {
         "README's command-line block differs from --help"
     );
 }
+
+#[test]
+fn probe_is_cached_until_the_interpreter_changes() {
+    // A wrapper logs each launch of the interpreter. The second `check` answers from the
+    // cache (no launch); touching the interpreter makes the next one probe again.
+    let Some(python) = python312() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("launches");
+    let wrapper = support::script(
+        dir.path(),
+        "python3.12",
+        &format!(
+            "echo launch >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            python.display()
+        ),
+    );
+    let cache = dir.path().join("cache");
+    let (_tmp, tree) = sample_tree("2.0.31");
+    let check = || {
+        let out = support::bin()
+            .args(["check", "--json"])
+            .arg(&tree)
+            .arg("--python")
+            .arg(&wrapper)
+            .env("XDG_CACHE_HOME", &cache)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{:?}", texts(&out));
+        let launches = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        (launches, String::from_utf8(out.stdout).unwrap())
+    };
+    let (first, report) = check();
+    assert_eq!(first, 1);
+    assert_eq!(
+        check(),
+        (1, report.clone()),
+        "the second check launched Python"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let body = std::fs::read_to_string(&wrapper).unwrap();
+    std::fs::write(&wrapper, format!("{body}# changed\n")).unwrap();
+    assert_eq!(
+        check(),
+        (2, report),
+        "a changed interpreter was not probed again"
+    );
+}

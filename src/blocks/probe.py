@@ -20,6 +20,14 @@ try:
     libc = os.confstr('CS_GNU_LIBC_VERSION') or ''
 except (AttributeError, ValueError, OSError):
     libc = ''
+# The files these answers come from, so a cached probe is used only while they are unchanged:
+# the sysconfig data module(s) just loaded and the venv's pyvenv.cfg.
+depends_on = [os.path.realpath(sys.executable)]
+for module_name in sorted(sys.modules):
+    module_file = getattr(sys.modules[module_name], '__file__', None)
+    if module_name.startswith('_sysconfigdata') and module_file:
+        depends_on.append(os.path.realpath(module_file))
+depends_on.append(os.path.join(sys.prefix, 'pyvenv.cfg'))
 base_prefix = getattr(sys, 'real_prefix', None) or getattr(sys, 'base_prefix', None) or sys.prefix
 sys.stdout.write(json.dumps({
     'implementation': platform.python_implementation(),
@@ -31,4 +39,5 @@ sys.stdout.write(json.dumps({
     'glibc': libc.split(' ')[1] if libc.startswith('glibc ') else '',
     'builtin_modules': sorted(sys.builtin_module_names),
     'config': config,
+    'depends_on': depends_on,
 }, sort_keys=True))
