@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::sync::LazyLock;
 
-use regex_lite::Regex;
+use regex::Regex;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -372,8 +372,7 @@ fn apply_recipe(recipe: &Recipe, body: &str, path: &Path) -> Result<(String, Out
     let compiled = compiled(recipe);
     match recipe.action {
         Action::InsertAfter { block, .. } => {
-            let starts: Vec<regex_lite::Match> =
-                compiled.anchor_or_literal.find_iter(body).collect();
+            let starts: Vec<regex::Match> = compiled.anchor_or_literal.find_iter(body).collect();
             if starts.len() != 1 {
                 let positions: Vec<usize> = starts.iter().map(|m| m.start()).collect();
                 return Err(Error::Anchor {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use regex_lite::Regex;
+use regex::Regex;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
