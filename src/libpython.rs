@@ -170,7 +170,7 @@ pub fn cache_dir_from(
 fn extract_member(tarball: &Path, member: &str, dest: &Path) -> std::result::Result<(), String> {
     use std::io::{Seek, SeekFrom};
     let file = fs::File::open(tarball).map_err(|e| format!("cannot open: {e}"))?;
-    let decoder = liblzma::read::XzDecoder::new(std::io::BufReader::with_capacity(1 << 16, file));
+    let decoder = lzma_rust2::XzReader::new(std::io::BufReader::with_capacity(1 << 16, file), true);
     let mut archive = tar::Archive::new(decoder);
     let entries = archive
         .entries()

@@ -10,8 +10,9 @@ use std::process::Command;
 
 use support::texts;
 
-/// Pinned build tools, installed from PyPI into target/wheel-tools (once).
-const TOOLS: &[&str] = &["maturin==1.16.0", "ziglang==0.17.1", "pyyaml==6.0.4"];
+/// Pinned build tools (shared with scripts/build-wheels.sh), installed from PyPI into
+/// target/wheel-tools once.
+const TOOLS: &str = "scripts/wheel-tools.txt";
 
 /// The only shared libraries the binary may need: the C library's parts and libgcc_s, present
 /// on every manylinux2014 system.
@@ -48,14 +49,13 @@ fn make_tools_venv() -> Option<PathBuf> {
         .unwrap();
     assert!(made.success(), "python3 -m venv failed");
     let out = Command::new(venv.join("bin/pip"))
-        .args(["install", "-q"])
-        .args(TOOLS)
+        .args(["install", "-q", "-r"])
+        .arg(support::repo().join(TOOLS))
         .output()
         .unwrap();
     if !out.status.success() {
         support::missing(&format!(
-            "{} from PyPI ({})",
-            TOOLS.join(", "),
+            "the tools of {TOOLS} from PyPI ({})",
             String::from_utf8_lossy(&out.stderr).trim()
         ));
         return None;
@@ -266,4 +266,280 @@ print('ok')
     let manifest = std::fs::read_to_string(example.join("MANIFEST.in")).unwrap();
     assert!(manifest.lines().any(|l| l == "include pyproject.toml"));
     assert!(manifest.lines().any(|l| l == "graft uwsgi"));
+}
+
+/// The Rust targets of the release matrix, as scripts/build-wheels.sh lists them.
+fn matrix() -> Vec<(String, String)> {
+    let script = std::fs::read_to_string(support::repo().join("scripts/build-wheels.sh")).unwrap();
+    let body = script
+        .split("matrix=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    body.lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            (words.len() == 3).then(|| (words[0].to_string(), words[1].to_string()))
+        })
+        .collect()
+}
+
+/// The wheel file name a matrix row gives.
+fn wheel_name(target: &str, compatibility: &str) -> String {
+    let arch = match target.split('-').next().unwrap() {
+        "powerpc64le" => "ppc64le",
+        "armv7" => "armv7l",
+        other => other,
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    match compatibility {
+        "manylinux2014" => {
+            format!("patch_uwsgi-{version}-py3-none-manylinux2014_{arch}.manylinux_2_17_{arch}.whl")
+        }
+        "musllinux_1_2" => format!("patch_uwsgi-{version}-py3-none-musllinux_1_2_{arch}.whl"),
+        other => panic!("unknown compatibility {other}"),
+    }
+}
+
+#[test]
+fn release_matrix_is_the_documented_one() {
+    let matrix = matrix();
+    let targets: Vec<&str> = matrix.iter().map(|(t, _)| t.as_str()).collect();
+    for arch in ["x86_64", "i686", "aarch64", "powerpc64le", "s390x", "armv7"] {
+        assert!(
+            matrix
+                .iter()
+                .any(|(t, c)| t.starts_with(arch) && t.contains("-gnu") && c == "manylinux2014"),
+            "no manylinux2014 wheel for {arch}: {targets:?}"
+        );
+    }
+    for arch in ["x86_64", "aarch64", "i686"] {
+        assert!(
+            matrix
+                .iter()
+                .any(|(t, c)| t.starts_with(arch) && t.contains("-musl") && c == "musllinux_1_2"),
+            "no musllinux_1_2 wheel for {arch}: {targets:?}"
+        );
+    }
+    // docs/wheels.md records the full run: one row per wheel of the matrix, and the sdist.
+    let doc = std::fs::read_to_string(support::repo().join("docs/wheels.md")).unwrap();
+    for (target, compatibility) in &matrix {
+        let name = wheel_name(target, compatibility);
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "docs/wheels.md lacks {name}"
+        );
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(doc.contains(&format!("`patch_uwsgi-{version}.tar.gz`")));
+    let rows = doc
+        .lines()
+        .filter(|l| l.starts_with("| `patch_uwsgi-"))
+        .count();
+    assert_eq!(rows, matrix.len() + 1, "docs/wheels.md rows");
+}
+
+#[test]
+fn aarch64_wheels_build_and_run_under_emulation() {
+    // glibc and musl, cross-linked by zig and smoke-run under qemu-aarch64-static by the same
+    // script the release workflow runs.
+    let Some(tools) = tools_venv() else {
+        return;
+    };
+    for needed in [
+        "/usr/bin/qemu-aarch64-static",
+        "/usr/aarch64-linux-gnu/lib/libc.so.6",
+    ] {
+        if !Path::new(needed).exists() {
+            support::missing(&format!(
+                "{needed} (apt-get install qemu-user-static libc6-arm64-cross; .ci/run does)"
+            ));
+            return;
+        }
+    }
+    let out_dir = tempfile::tempdir().unwrap();
+    let targets = ["aarch64-unknown-linux-gnu", "aarch64-unknown-linux-musl"];
+    let out = Command::new(support::repo().join("scripts/build-wheels.sh"))
+        .arg(out_dir.path())
+        .env("PATCH_UWSGI_WHEEL_TARGETS", targets.join(" "))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                tools.join("bin").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let oks: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ok ")).collect();
+    assert_eq!(oks.len(), 2, "{stdout}");
+    let mut built: Vec<String> = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    built.sort();
+    let mut expected: Vec<String> = matrix()
+        .into_iter()
+        .filter(|(t, _)| targets.contains(&t.as_str()))
+        .map(|(t, c)| wheel_name(&t, &c))
+        .collect();
+    expected.sort();
+    assert_eq!(built, expected);
+    // Checked here too, not only by the script: the machine, and a run under qemu.
+    for name in &built {
+        let unpacked = tempfile::tempdir().unwrap();
+        let status = Command::new(tools.join("bin/python"))
+            .args(["-m", "zipfile", "-e"])
+            .arg(out_dir.path().join(name))
+            .arg(unpacked.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let binary = unpacked.path().join(format!(
+            "patch_uwsgi-{}.data/scripts/patch_uwsgi",
+            env!("CARGO_PKG_VERSION")
+        ));
+        assert!(
+            support::readelf("-h", &binary).contains("AArch64"),
+            "{name}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = Command::new("qemu-aarch64-static")
+            .args(["-L", "/usr/aarch64-linux-gnu"])
+            .arg(&binary)
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert_eq!(
+            texts(&out).0.trim(),
+            format!("patch_uwsgi {}", env!("CARGO_PKG_VERSION")),
+            "{name}"
+        );
+        eprintln!(
+            "{name}: {} bytes",
+            std::fs::metadata(out_dir.path().join(name)).unwrap().len()
+        );
+    }
+}
+
+#[test]
+fn sdist_without_rust_stops_with_one_message_naming_the_platform() {
+    let Some(tools) = tools_venv() else {
+        return;
+    };
+    let dist = tempfile::tempdir().unwrap();
+    let out = Command::new(tools.join("bin/maturin"))
+        .current_dir(support::repo())
+        .args(["sdist", "--out"])
+        .arg(dist.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "maturin sdist: {:?}", texts(&out));
+    let sdist = std::fs::read_dir(dist.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .expect("an sdist");
+    // pip of the tools venv, which has maturin (no build isolation: nothing is downloaded),
+    // on a PATH without cargo.
+    let pip_wheel = |path: &str| {
+        Command::new(tools.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "wheel",
+                "--no-build-isolation",
+                "--no-deps",
+                "-w",
+            ])
+            .arg(dist.path().join("wheels"))
+            .arg(&sdist)
+            .env("PATH", path)
+            .env(
+                "CARGO_TARGET_DIR",
+                support::repo().join("target/sdist-build"),
+            )
+            .env_remove("PATCH_UWSGI_BUILD_FROM_SOURCE")
+            .output()
+            .unwrap()
+    };
+    let no_rust = format!("{}:/usr/bin:/bin", tools.join("bin").display());
+    let out = pip_wheel(&no_rust);
+    let (stdout, stderr) = texts(&out);
+    let said = format!("{stdout}{stderr}");
+    assert!(!out.status.success(), "{said}");
+    let message: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("patch-uwsgi: no wheel fits this platform"))
+        .collect();
+    assert_eq!(message.len(), 1, "{said}");
+    let machine = std::env::consts::ARCH;
+    assert!(
+        message[0].contains(&format!("Linux {machine}")) && message[0].contains("needs Rust"),
+        "{}",
+        message[0]
+    );
+    for wall in [
+        "Traceback",
+        "error[",
+        "Compiling",
+        "cargo metadata",
+        "puccinialin",
+    ] {
+        assert!(!said.contains(wall), "{wall} in: {said}");
+    }
+    // With Rust on PATH the same sdist builds the wheel.
+    let with_rust = format!(
+        "{}:{}",
+        tools.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = pip_wheel(&with_rust);
+    assert!(out.status.success(), "{:?}", texts(&out));
+}
+
+#[test]
+fn release_workflow_builds_checks_and_publishes_the_matrix() {
+    let Some(tools) = tools_venv() else {
+        return;
+    };
+    const CHECK: &str = r#"
+import sys, yaml
+wf = yaml.safe_load(open(sys.argv[1]))
+on = wf.get('on', wf.get(True))
+assert 'pull_request' in on and on['push']['tags'] == ['v*'], on
+jobs = wf['jobs']
+build, publish = jobs['build'], jobs['publish']
+runs = [s['run'] for s in build['steps'] if 'run' in s]
+assert any(r.strip() == 'scripts/build-wheels.sh dist' for r in runs), runs
+assert any('qemu-user-static' in r and 'libc6-arm64-cross' in r for r in runs), runs
+upload = [s for s in build['steps'] if s.get('uses', '').startswith('actions/upload-artifact')]
+assert len(upload) == 1 and upload[0]['with']['path'] == 'dist/*', upload
+assert upload[0]['with']['name'].startswith('dist-'), upload
+assert publish['needs'] == ['build'], publish
+assert "refs/tags/v" in publish['if'] and "push" in publish['if'], publish['if']
+assert publish['permissions'] == {'id-token': 'write'}, publish
+download = [s for s in publish['steps'] if s.get('uses', '').startswith('actions/download-artifact')]
+assert download[0]['with']['pattern'] == 'dist-*' and download[0]['with']['path'] == 'dist', download
+assert publish['steps'][-1]['uses'].startswith('pypa/gh-action-pypi-publish'), publish
+for name, job in jobs.items():
+    for step in job['steps']:
+        assert ('uses' in step) != ('run' in step), (name, step)
+print('ok')
+"#;
+    let out = Command::new(tools.join("bin/python"))
+        .arg("-c")
+        .arg(CHECK)
+        .arg(support::repo().join(".github/workflows/release.yml"))
+        .output()
+        .unwrap();
+    assert_eq!(texts(&out).0.trim(), "ok", "{:?}", texts(&out));
 }
