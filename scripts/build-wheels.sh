@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The release matrix of patch-uwsgi, built on an x86_64 Linux machine: manylinux2014
 # (manylinux_2_17) wheels for x86_64, i686, aarch64, ppc64le, s390x and armv7l, musllinux_1_2
-# wheels for x86_64, aarch64, i686 and armv7l, and the sdist, all into OUTDIR. maturin with
-# zig cross-links every target; each wheel is then checked and smoke-run under qemu user
+# wheels for x86_64, aarch64 and i686, and the sdist, all into OUTDIR. maturin with zig
+# cross-links every target but ppc64le: zig provides no glibc older than 2.19 there (and fails
+# below 2.32), and Debian's cross linker pulls in symbols up to GLIBC_2.34, so the ppc64le
+# binary links glibc statically with Debian's cross gcc (no symbol versions, nothing needed from
+# the system's C library, so it fits manylinux2014); each wheel is then checked and smoke-run under qemu user
 # emulation by scripts/check-wheel.py. Installs what it needs: the pinned tools of
 # scripts/wheel-tools.txt into target/wheel-tools, the Rust targets (rustup), and as root on
 # Debian qemu-user-static and the cross C libraries.
@@ -15,21 +18,21 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-# Rust target, compatibility, Debian package with the cross C library (glibc targets only).
+# Rust target, compatibility, Debian packages (the cross C library for the smoke run of a
+# glibc wheel; the cross compiler where zig is not used), linker: zig, or a gcc linking statically.
 matrix="
-x86_64-unknown-linux-gnu        manylinux2014 -
-i686-unknown-linux-gnu          manylinux2014 libc6-i386-cross
-aarch64-unknown-linux-gnu       manylinux2014 libc6-arm64-cross
-powerpc64le-unknown-linux-gnu   manylinux2014 libc6-ppc64el-cross
-s390x-unknown-linux-gnu         manylinux2014 libc6-s390x-cross
-armv7-unknown-linux-gnueabihf   manylinux2014 libc6-armhf-cross
-x86_64-unknown-linux-musl       musllinux_1_2 -
-aarch64-unknown-linux-musl      musllinux_1_2 -
-i686-unknown-linux-musl         musllinux_1_2 -
-armv7-unknown-linux-musleabihf  musllinux_1_2 -
+x86_64-unknown-linux-gnu        manylinux2014 -                                           zig
+i686-unknown-linux-gnu          manylinux2014 libc6-i386-cross                            zig
+aarch64-unknown-linux-gnu       manylinux2014 libc6-arm64-cross                           zig
+powerpc64le-unknown-linux-gnu   manylinux2014 libc6-ppc64el-cross,gcc-powerpc64le-linux-gnu powerpc64le-linux-gnu-gcc
+s390x-unknown-linux-gnu         manylinux2014 libc6-s390x-cross                           zig
+armv7-unknown-linux-gnueabihf   manylinux2014 libc6-armhf-cross                           zig
+x86_64-unknown-linux-musl       musllinux_1_2 -                                           zig
+aarch64-unknown-linux-musl      musllinux_1_2 -                                           zig
+i686-unknown-linux-musl         musllinux_1_2 -                                           zig
 "
 wanted=${PATCH_UWSGI_WHEEL_TARGETS:-all}
-selected=$(echo "$matrix" | awk -v w=" $wanted " 'NF==3 && (w==" all " || index(w, " " $1 " "))')
+selected=$(echo "$matrix" | awk -v w=" $wanted " 'NF==4 && (w==" all " || index(w, " " $1 " "))')
 if [ -z "$selected" ]; then
     echo "build-wheels: no target of the matrix matches PATCH_UWSGI_WHEEL_TARGETS=$wanted" >&2
     exit 2
@@ -45,7 +48,7 @@ export PATH="$tools/bin:$PATH"
 
 # qemu and the cross C libraries (Debian, as root); check-wheel.py names what is still missing.
 packages="qemu-user-static"
-for package in $(echo "$selected" | awk '$3 != "-" {print $3}'); do packages="$packages $package"; done
+for package in $(echo "$selected" | awk '$3 != "-" {print $3}' | tr ',' ' '); do packages="$packages $package"; done
 missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
@@ -55,10 +58,21 @@ fi
 
 started=$(date +%s)
 failed=0
-while read -r target compatibility _; do
-    rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+while read -r target compatibility _ linker; do
+    if ! rustup target list --installed | grep -qx "$target" && ! rustup target add "$target"; then
+        echo "FAILED $target: rustup could not add the target" && failed=1 && continue
+    fi
+    if [ "$linker" = zig ]; then
+        how=(--zig)
+    else
+        # Static glibc, linked by the named cross gcc (see the top of this file).
+        upper=$(echo "$target" | tr 'a-z-' 'A-Z_')
+        export "CARGO_TARGET_${upper}_LINKER=$linker"
+        export "CARGO_TARGET_${upper}_RUSTFLAGS=-C target-feature=+crt-static"
+        how=()
+    fi
     # Its own target folder: a `cargo test` running meanwhile holds the lock on target/.
-    built=$(CARGO_TARGET_DIR=$repo/target/wheel-build maturin build --release --zig \
+    built=$(CARGO_TARGET_DIR=$repo/target/wheel-build maturin build --release "${how[@]}" \
         --manifest-path "$repo/Cargo.toml" --target "$target" \
         --compatibility "$compatibility" --out "$out" 2>&1) || {
         echo "$built" | tail -n 30 >&2

@@ -281,7 +281,7 @@ fn matrix() -> Vec<(String, String)> {
     body.lines()
         .filter_map(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
-            (words.len() == 3).then(|| (words[0].to_string(), words[1].to_string()))
+            (words.len() == 4).then(|| (words[0].to_string(), words[1].to_string()))
         })
         .collect()
 }
