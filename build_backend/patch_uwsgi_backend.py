@@ -14,7 +14,7 @@ import maturin
 from maturin import build_sdist, get_requires_for_build_sdist  # noqa: F401 (PEP 517 hooks)
 
 WHEELS = ('manylinux2014 (glibc 2.17+) x86_64, i686, aarch64, ppc64le, s390x, armv7l; '
-          'musllinux_1_2 x86_64, aarch64, i686, armv7l')
+          'musllinux_1_2 x86_64, aarch64, i686')
 
 
 def _platform():
