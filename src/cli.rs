@@ -22,6 +22,9 @@ usage:
   patch_uwsgi locate         find the static libpython of the target Python and print the plan
   patch_uwsgi verify         link and run a tiny program embedding the target Python with the
                              static plan; import its lib-dynload modules (seconds, not a build)
+  patch_uwsgi verify --wheel WHEEL   install a built uWSGI wheel into a fresh venv of the
+                             runtime Python and start its uwsgi from there: does it import every
+                             extension module the target Python can, none from the build prefix?
 
 options:
   --python PATH       target interpreter (default: `python` on PATH, then `python3`)
@@ -34,7 +37,8 @@ options:
   --no-pie auto|yes|no  link the executable -no-pie: auto decides by a probe link (remembered
                       in the cache folder for the same archive and compiler)
   --runtime-python PATH  (verify) also run against this Python's stdlib, as a shipped binary
-                      would meet it
+                      would meet it; (verify --wheel) the Python to install the wheel for
+                      (default: the target Python)
   --json              report as JSON on stdout
   --quiet             print nothing but errors
   --help, --version
@@ -93,6 +97,8 @@ pub struct Args {
     /// For verify: `options.options` are the common options.
     pub verify: VerifyOptions,
     pub probe: Option<PathBuf>,
+    /// `verify --wheel WHEEL`.
+    pub wheel: Option<PathBuf>,
     pub json: bool,
     pub quiet: bool,
 }
@@ -139,6 +145,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
     let options = &mut verify.options;
     let (mut json, mut quiet, mut mode_given) = (false, false, false);
     let mut probe = None;
+    let mut wheel = None;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("help") | Short('h') => return Ok(Parsed::Help),
@@ -169,6 +176,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
             }
             Long("runtime-python") => verify.runtime_python = Some(parser.value()?.into()),
             Long("probe") => probe = Some(PathBuf::from(parser.value()?)),
+            Long("wheel") => wheel = Some(PathBuf::from(parser.value()?)),
             Long("json") => json = true,
             Long("quiet") | Short('q') => quiet = true,
             Value(value) if command.is_none() => {
@@ -197,6 +205,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
     if command != Command::Verify && verify.runtime_python.is_some() {
         return Err("--runtime-python is an option of verify only".into());
     }
+    if command != Command::Verify && wheel.is_some() {
+        return Err("--wheel is an option of verify only".into());
+    }
     let options = &mut verify.options;
     if command == Command::Locate && !mode_given {
         options.plan.mode = ModeChoice::Static;
@@ -207,6 +218,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
         dir: dir.unwrap_or_else(|| PathBuf::from(".")),
         verify,
         probe,
+        wheel,
         json,
         quiet,
     })))

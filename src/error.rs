@@ -112,6 +112,13 @@ pub enum Error {
         problem: String,
     },
 
+    /// `verify --wheel` was given something that is not a wheel.
+    #[error("{path} is not a wheel (a .whl zip file): give the wheel built for uWSGI, e.g. from `pip wheel` or cibuildwheel's output folder")]
+    NotAWheel {
+        /// The path given.
+        path: PathBuf,
+    },
+
     /// `locate` or `verify` was given a ready plan instead of an interpreter.
     #[error("{operation} needs an interpreter to ask, not a ready link plan: name the Python (--python PATH) or give a saved probe (--probe FILE)")]
     NeedsInterpreter {

@@ -29,6 +29,7 @@ pub mod recipe;
 mod text;
 mod tree;
 pub mod verification;
+mod wheel_check;
 
 pub use error::{Error, Result};
 pub use libpython::SearchOptions;
@@ -40,6 +41,7 @@ pub use tree::{
     apply, check, diff, locate, revert, FileReport, Location, Options, RecipeReport, Report,
 };
 pub use verification::{verify, Verification, VerifyOptions};
+pub use wheel_check::{verify_wheel, WheelVerification};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -15,6 +15,7 @@ enum Outcome {
     Tree(Box<patch_uwsgi::Report>, Option<String>),
     Location(Box<patch_uwsgi::Location>),
     Verification(Box<patch_uwsgi::Verification>),
+    Wheel(Box<patch_uwsgi::WheelVerification>),
 }
 
 impl Outcome {
@@ -24,6 +25,7 @@ impl Outcome {
             Outcome::Tree(report, _) => !(command == Command::Check && report.needs_work()),
             Outcome::Location(_) => true,
             Outcome::Verification(v) => v.ok,
+            Outcome::Wheel(w) => w.ok,
         }
     }
 }
@@ -39,7 +41,12 @@ fn run(args: &Args) -> patch_uwsgi::Result<Outcome> {
         }
         Command::Revert => Outcome::Tree(Box::new(patch_uwsgi::revert(dir)?), None),
         Command::Locate => Outcome::Location(Box::new(patch_uwsgi::locate(options)?)),
-        Command::Verify => Outcome::Verification(Box::new(patch_uwsgi::verify(&args.verify)?)),
+        Command::Verify => match &args.wheel {
+            Some(wheel) => {
+                Outcome::Wheel(Box::new(patch_uwsgi::verify_wheel(wheel, &args.verify)?))
+            }
+            None => Outcome::Verification(Box::new(patch_uwsgi::verify(&args.verify)?)),
+        },
     })
 }
 
@@ -81,6 +88,8 @@ fn print(out: &mut impl Write, args: &Args, outcome: &Outcome) -> std::io::Resul
         Outcome::Location(found) if !quiet => output::print_location(out, found),
         Outcome::Verification(v) if args.json => json(out, command, v.as_ref(), None),
         Outcome::Verification(v) if !quiet || !v.ok => output::print_verification(out, v),
+        Outcome::Wheel(w) if args.json => json(out, command, w.as_ref(), None),
+        Outcome::Wheel(w) if !quiet || !w.ok => output::print_wheel_verification(out, w),
         _ => Ok(()),
     }
 }

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use patch_uwsgi::{Location, PieDecision, Report, Verification};
+use patch_uwsgi::{Location, PieDecision, Report, Verification, WheelVerification};
 
 use crate::cli::Command;
 
@@ -200,5 +200,54 @@ pub fn print_verification(out: &mut impl Write, v: &Verification) -> std::io::Re
         "{} in {:.2} s",
         if v.ok() { "ok" } else { "FAILED" },
         v.seconds
+    )
+}
+
+pub fn print_wheel_verification(
+    out: &mut impl Write,
+    w: &WheelVerification,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "verify {} in a fresh venv of {} (CPython {}; modules from {}, CPython {})",
+        w.wheel.display(),
+        w.runtime_python.display(),
+        w.runtime_version,
+        w.python.display(),
+        w.version
+    )?;
+    for step in &w.steps {
+        writeln!(out, "  {:<8} {:>6.2} s", step.step.as_str(), step.seconds)?;
+    }
+    if let Some(failure) = &w.failure {
+        writeln!(out, "FAILED at {}:", failure.step.as_str())?;
+        for line in failure.message.lines() {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    if let Some(executable) = &w.executable {
+        writeln!(
+            out,
+            "{} imported {} extension modules; {} failed",
+            executable.display(),
+            w.imported.len(),
+            w.import_failures.len()
+        )?;
+    }
+    for failure in &w.import_failures {
+        writeln!(out, "  FAILED import {}: {}", failure.module, failure.error)?;
+    }
+    for found in &w.from_build_prefix {
+        writeln!(
+            out,
+            "  FAILED {} came from the build prefix: {} (absent on users' machines)",
+            found.module, found.error
+        )?;
+    }
+    writeln!(
+        out,
+        "{} in {:.2} s",
+        if w.ok { "ok" } else { "FAILED" },
+        w.seconds
     )
 }

@@ -74,6 +74,8 @@ pub enum Step {
     Run,
     /// Running it against another interpreter's stdlib.
     Runtime,
+    /// `verify --wheel`: a fresh venv of the runtime Python, and the wheel installed into it.
+    Install,
 }
 
 impl Step {
@@ -86,6 +88,7 @@ impl Step {
             Step::Link => "link",
             Step::Run => "run",
             Step::Runtime => "runtime",
+            Step::Install => "install",
         }
     }
 }
@@ -199,16 +202,18 @@ impl Verification {
 
 /// What one run of [`IMPORTS_SCRIPT`] printed.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct ImportRun {
-    version: Option<String>,
-    builtin: Vec<String>,
-    ok: Vec<String>,
-    failed: Vec<ImportFailure>,
+pub(crate) struct ImportRun {
+    pub(crate) version: Option<String>,
+    pub(crate) builtin: Vec<String>,
+    pub(crate) ok: Vec<String>,
+    pub(crate) failed: Vec<ImportFailure>,
     /// The module being imported when the output stopped, if its result never came.
-    unfinished: Option<String>,
+    pub(crate) unfinished: Option<String>,
+    /// Where each imported module was loaded from (`from NAME FILE` lines).
+    pub(crate) origins: Vec<(String, String)>,
 }
 
-fn parse_import_run(stdout: &str) -> ImportRun {
+pub(crate) fn parse_import_run(stdout: &str) -> ImportRun {
     let mut run = ImportRun::default();
     for line in stdout.lines() {
         let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
@@ -219,6 +224,10 @@ fn parse_import_run(stdout: &str) -> ImportRun {
             "ok" => {
                 run.ok.push(rest.to_string());
                 run.unfinished = None;
+            }
+            "from" => {
+                let (module, file) = rest.split_once(' ').unwrap_or((rest, ""));
+                run.origins.push((module.to_string(), file.to_string()));
             }
             "fail" => {
                 let (module, error) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -236,7 +245,7 @@ fn parse_import_run(stdout: &str) -> ImportRun {
 }
 
 /// What a run printed (nothing if it was stopped).
-fn parse_output(output: &Option<Output>) -> ImportRun {
+pub(crate) fn parse_output(output: &Option<Output>) -> ImportRun {
     parse_import_run(&String::from_utf8_lossy(
         output
             .as_ref()
@@ -245,12 +254,16 @@ fn parse_output(output: &Option<Output>) -> ImportRun {
     ))
 }
 
-fn seconds_since(start: Instant) -> f64 {
+pub(crate) fn seconds_since(start: Instant) -> f64 {
     (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }
 
 /// Why a finished program run is not a success, or `None` when it is.
-fn run_problem(output: &Option<Output>, run: &ImportRun, limit: Duration) -> Option<String> {
+pub(crate) fn run_problem(
+    output: &Option<Output>,
+    run: &ImportRun,
+    limit: Duration,
+) -> Option<String> {
     let during = run
         .unfinished
         .as_ref()
@@ -324,10 +337,10 @@ fn include_dirs(interp: &Interpreter) -> Vec<String> {
 /// The build interpreter importing its own lib-dynload modules, in a thread started before the
 /// compile: the list to try embedded and the baseline to compare with. Dropping it waits for
 /// the (bounded) run, so no return from [`verify`] leaves the interpreter running.
-struct Baseline(Option<std::thread::JoinHandle<std::io::Result<Option<Output>>>>);
+pub(crate) struct Baseline(Option<std::thread::JoinHandle<std::io::Result<Option<Output>>>>);
 
 impl Baseline {
-    fn start(interp: &Interpreter, limit: Duration) -> Baseline {
+    pub(crate) fn start(interp: &Interpreter, limit: Duration) -> Baseline {
         let mut command = Command::new(&interp.path);
         command
             .arg("-S")
@@ -344,7 +357,7 @@ impl Baseline {
     }
 
     /// The modules the interpreter imported; an error if its own run failed.
-    fn finish(mut self, interp: &Interpreter, limit: Duration) -> Result<ImportRun> {
+    pub(crate) fn finish(mut self, interp: &Interpreter, limit: Duration) -> Result<ImportRun> {
         let handle = self.0.take().expect("finished once");
         let output = handle
             .join()
@@ -370,7 +383,7 @@ impl Drop for Baseline {
 }
 
 /// Run `work` and append its duration as `step` to `steps`.
-fn timed<T>(steps: &mut Vec<StepReport>, step: Step, work: impl FnOnce() -> T) -> T {
+pub(crate) fn timed<T>(steps: &mut Vec<StepReport>, step: Step, work: impl FnOnce() -> T) -> T {
     let start = Instant::now();
     let value = work();
     steps.push(StepReport {
@@ -614,7 +627,7 @@ mod tests {
     fn import_run_lines() {
         let cases: &[(&str, ImportRun)] = &[
             (
-                "version 3.12.1\nbuiltin _abc sys\ntry math\nok math\ntry _tkinter\nfail _tkinter ImportError: libtk8.6.so: cannot open\n",
+                "version 3.12.1\nbuiltin _abc sys\ntry math\nok math\nfrom math /p/math.so\ntry _tkinter\nfail _tkinter ImportError: libtk8.6.so: cannot open\n",
                 ImportRun {
                     version: Some("3.12.1".into()),
                     builtin: vec!["_abc".into(), "sys".into()],
@@ -624,6 +637,7 @@ mod tests {
                         error: "ImportError: libtk8.6.so: cannot open".into(),
                     }],
                     unfinished: None,
+                    origins: vec![("math".into(), "/p/math.so".into())],
                 },
             ),
             (

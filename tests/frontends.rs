@@ -511,3 +511,136 @@ fn stock_tree_reuses_objects_compiled_for_another_python() {
         "stock uWSGI recompiled the python plugin for 3.8 on its own"
     );
 }
+
+/// `verify --wheel`: the wheel `pip wheel` made for a static-only 3.11 is installed into a fresh
+/// venv and its `uwsgi` started from there. With the build interpreter as runtime everything
+/// imports; with Debian's python3.11 (another build of 3.11, which compiles math, select, zlib,
+/// ... into its interpreter) the missing modules are named. The build prefix is present here,
+/// as in a build container: the answer must not depend on it.
+#[test]
+fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
+    let Some(wheels) = tool_wheels() else {
+        return;
+    };
+    let Some(debian) = support::debian_python311() else {
+        return;
+    };
+    let Some(py) = static_python("3.11") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let Some(tree) = uwsgi_source("2.0.31", work.path()) else {
+        return;
+    };
+    let root = support::uwsgi::manylinux_root(&py);
+    apply_from_tarball(&py, &tree, root.path());
+    let out_dir = work.path().join("out");
+    let mut pip = frontend_command(&py.python, &wheels);
+    pip.current_dir(&tree)
+        .args([
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--use-pep517",
+            "--no-deps",
+            "-w",
+        ])
+        .arg(&out_dir)
+        .arg(".");
+    run_ok(pip, "pip wheel");
+    let wheel = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .expect("a wheel");
+
+    let verify = |runtime: Option<&Path>| {
+        let mut command = support::bin();
+        command
+            .args(["verify", "--json", "--wheel"])
+            .arg(&wheel)
+            .arg("--python")
+            .arg(&py.python);
+        if let Some(runtime) = runtime {
+            command.arg("--runtime-python").arg(runtime);
+        }
+        let out = command.output().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", support::texts(&out)));
+        (out.status.code(), json)
+    };
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                f["module"]
+                    .as_str()
+                    .unwrap_or(f.as_str().unwrap_or(""))
+                    .to_string()
+            })
+            .collect()
+    };
+
+    let (code, json) = verify(None);
+    assert_eq!(code, Some(0), "{json:#}");
+    let imported: Vec<String> = json["imported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    assert!(imported.len() >= 20, "{imported:?}");
+    for module in [
+        "math",
+        "_socket",
+        "_json",
+        "select",
+        "zlib",
+        "_struct",
+        "_datetime",
+    ] {
+        assert!(
+            imported.iter().any(|m| m == module),
+            "{module}: {imported:?}"
+        );
+    }
+    assert!(json["executable"].as_str().unwrap().ends_with("/bin/uwsgi"));
+
+    let (code, json) = verify(Some(&debian));
+    assert_eq!(code, Some(1), "{json:#}");
+    let missing = names(&json["import_failures"]);
+    for module in ["math", "select", "zlib", "binascii"] {
+        assert!(missing.iter().any(|m| m == module), "{module}: {missing:?}");
+    }
+    assert_eq!(json["ok"], false);
+
+    // Another minor: pip refuses the cp311 wheel, and verify says so at `install`.
+    if let Some((_, py312)) = support::require_python("3.12") {
+        let (code, json) = verify(Some(&py312));
+        assert_eq!(code, Some(1), "{json:#}");
+        assert_eq!(json["failure"]["step"], "install", "{json:#}");
+        assert!(
+            json["failure"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("is not a supported wheel"),
+            "{json:#}"
+        );
+    }
+
+    // Not a wheel: an error, exit 2.
+    let fake = work.path().join("fake.whl");
+    std::fs::write(&fake, "not a zip").unwrap();
+    let out = support::bin()
+        .args(["verify", "--wheel"])
+        .arg(&fake)
+        .arg("--python")
+        .arg(&py.python)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(support::texts(&out).1.contains("is not a wheel"));
+}

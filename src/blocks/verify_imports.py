@@ -34,6 +34,7 @@ for name in wanted:
     try:
         __import__(name)
         say('ok ' + name)
+        say('from %s %s' % (name, getattr(sys.modules[name], '__file__', None) or 'built-in'))
     except BaseException:
         error = sys.exc_info()[1]
         say('fail %s %s: %s' % (name, type(error).__name__, error))
