@@ -191,3 +191,126 @@ fn nolib_shared_plugin_builds_without_libpython() {
         "libpython's code is inside the plugin"
     );
 }
+
+/// The runtime finder compiled in by `apply` (static mode): a uwsgi built for a static-only
+/// CPython 3.11 is installed into a venv of Debian's python3.11 (another build of 3.11: math,
+/// select, zlib, ... are compiled into Debian's interpreter, so its lib-dynload lacks them),
+/// with the build interpreter's prefix hidden as on a user's machine (`unshare -m`, tmpfs over
+/// it). Without a runtime bundle it fails as before; with the build interpreter's lib-dynload
+/// at `<site-packages>/patch_uwsgi_runtime/python3.11/lib-dynload` it serves, both from the
+/// venv's bin/ and from where auditwheel puts executables (`<site-packages>/<dist>.scripts/`).
+#[test]
+fn runtime_bundle_beside_the_installed_uwsgi_serves_on_debian_python() {
+    let Some(debian) = support::debian_python311() else {
+        return;
+    };
+    if !support::running_as_root() {
+        support::missing("root, to hide the build prefix with unshare -m and tmpfs mounts");
+        return;
+    }
+    let Some(py) = static_python("3.11") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let Some(tree) = uwsgi_source("2.0.31", work.path()) else {
+        return;
+    };
+    let root = manylinux_root(&py);
+    apply_from_tarball(&py, &tree, root.path());
+    let (ok, log) = build(&py.python, &tree);
+    assert!(ok, "{}", &log[log.len().saturating_sub(3000)..]);
+
+    let venv = work.path().join("venv");
+    assert!(Command::new(&debian)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .unwrap()
+        .success());
+    let site = venv.join("lib/python3.11/site-packages");
+    let layouts = [venv.join("bin/uwsgi"), site.join("uwsgi.scripts/uwsgi")];
+    for binary in &layouts {
+        std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+        std::fs::copy(tree.join("uwsgi"), binary).unwrap();
+    }
+
+    // Everything of the build interpreter out of reach: the static-only copy and the pyenv
+    // prefix it links to.
+    let pyenv_prefix =
+        std::fs::canonicalize(py.original.parent().unwrap().parent().unwrap()).unwrap();
+    let hide = support::script(
+        work.path(),
+        "hide-build-prefix",
+        &format!(
+            "mount -t tmpfs none '{}' && mount -t tmpfs none '{}' && exec \"$@\"\n",
+            py.root.path().display(),
+            pyenv_prefix.display()
+        ),
+    );
+    let hidden = |binary: &Path, name: &str| {
+        support::script(
+            work.path(),
+            name,
+            &format!(
+                "exec unshare -m '{}' '{}' \"$@\"\n",
+                hide.display(),
+                binary.display()
+            ),
+        )
+    };
+    let imports = work.path().join("imports.py");
+    std::fs::write(&imports, "import math\nprint('math from', math.__file__)\n").unwrap();
+    let pyrun = |launcher: &Path| {
+        let out = Command::new(launcher)
+            .arg("--pyrun")
+            .arg(&imports)
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    // No bundle: as today.
+    let bin_layout = hidden(&layouts[0], "uwsgi-bin");
+    let scripts_layout = hidden(&layouts[1], "uwsgi-scripts");
+    let said = pyrun(&bin_layout);
+    assert!(said.contains("No module named 'math'"), "{said}");
+    let said = pyrun(&scripts_layout);
+    assert!(said.contains("No module named 'encodings'"), "{said}");
+
+    // The bundle: the build interpreter's lib-dynload.
+    let dynload = pyenv_prefix.join("lib/python3.11/lib-dynload");
+    let bundle = site.join("patch_uwsgi_runtime/python3.11/lib-dynload");
+    support::copy_tree(&dynload, &bundle);
+    let app = work.path().join("app.py");
+    std::fs::write(
+        &app,
+        format!(
+            "import sys\nimport {}\n\
+             def application(environ, start_response):\n\
+             \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+             \x20   return [('%d.%d.%d %s %s' % (sys.version_info[:3] + (math.__file__, sys.prefix))).encode()]\n",
+            support::uwsgi::MODULES.join(", ")
+        ),
+    )
+    .unwrap();
+    for launcher in [&bin_layout, &scripts_layout] {
+        let body = serve_once(launcher, &app);
+        let mut words = body.split(' ');
+        assert_eq!(words.next(), Some(py.version.as_str()), "{body}");
+        let math = words.next().unwrap();
+        assert!(
+            math.contains("/site-packages/") && math.contains("patch_uwsgi_runtime/python3.11"),
+            "{launcher:?}: math from {math}"
+        );
+        let prefix = words.next().unwrap();
+        assert_eq!(
+            std::fs::canonicalize(prefix).unwrap(),
+            std::fs::canonicalize(&venv).unwrap(),
+            "{launcher:?}: the venv is not sys.prefix"
+        );
+    }
+}

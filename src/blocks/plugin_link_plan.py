@@ -3,13 +3,13 @@
 # (static libpython after every object file, its libraries after it, no -lpython,
 # no -L/-rpath/LD_RUN_PATH into the build machine's Python). Re-run
 # `patch_uwsgi apply` for each Python; `patch_uwsgi revert` removes this block.
-def _patch_uwsgi_link_plan(libs, ldflags):
+def _patch_uwsgi_link_plan(libs, ldflags, runtime_finder):
     import json
     import os
     import sys
     if 'UWSGI_PYTHON_NOLIB' in os.environ:
         # pyuwsgi: the interpreter that imports uWSGI provides libpython.
-        return libs, ldflags
+        return libs, ldflags, None
 
     def native(value):
         # json gives unicode on Python 2; uwsgiconfig.py joins plain str.
@@ -48,7 +48,7 @@ def _patch_uwsgi_link_plan(libs, ldflags):
 
     mode = plan['mode']
     if mode == 'shared':
-        return libs, ldflags
+        return libs, ldflags, None
     python_dirs = [native(d) for d in plan['python_lib_dirs']]
     if os.environ.get('LD_RUN_PATH') in python_dirs:
         del os.environ['LD_RUN_PATH']
@@ -71,12 +71,110 @@ def _patch_uwsgi_link_plan(libs, ldflags):
     # uwsgiconfig.py joins LIBS into a shell command line: an archive path with a space or a
     # shell character must arrive as one word. Plain flags come back unchanged.
     if shared_object:
-        return [quote(native(x)) for x in plan['nolib_libs']], kept
+        return [quote(native(x)) for x in plan['nolib_libs']], kept, None
     for flag in plan['ldflags']:
         if native(flag) not in kept:
             kept.append(native(flag))
-    return [quote(native(x)) for x in plan['libs']], kept
+    # The executable embeds libpython: compile in the finder of a runtime bundle (C source
+    # below; rewritten only when it changes, so objects are reused).
+    source = os.path.join(os.path.dirname(plan_path), 'patch_uwsgi_runtime.c')
+    text = runtime_finder.replace('@PY@', '%d.%d' % sys.version_info[:2])
+    try:
+        current = open(source).read()
+    except (IOError, OSError):
+        current = None
+    if current != text:
+        out = open(source, 'w')
+        try:
+            out.write(text)
+        finally:
+            out.close()
+    return [quote(native(x)) for x in plan['libs']], kept, 'patch_uwsgi_runtime'
 
 
-LIBS, LDFLAGS = _patch_uwsgi_link_plan(LIBS, LDFLAGS)
-del _patch_uwsgi_link_plan
+_patch_uwsgi_runtime_finder = r'''
+/* Written by patch-uwsgi (plugin-link-plan): this uwsgi embeds a static libpython, whose
+   extension modules (lib-dynload) come from the CPython build it was linked with. When a
+   runtime bundle made for it sits in the site-packages it was installed into
+   (<site-packages>/patch_uwsgi_runtime/python@PY@/lib-dynload), put that folder on the Python
+   path (as --pythonpath), and when the venv's pyvenv.cfg is too far up for CPython to find
+   from this executable (auditwheel moves it to <site-packages>/<dist>.scripts/), name the
+   venv's python as the program (as --py-program-name). Both are set as UWSGI_ variables, so
+   only uWSGI reads them, and only when the user set neither. Without a bundle: nothing. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int patch_uwsgi_exists(const char *path, int want_dir) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return 0;
+    }
+    return want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode);
+}
+
+static void patch_uwsgi_find_runtime(void) __attribute__((constructor));
+
+static void patch_uwsgi_find_runtime(void) {
+    char dir[PATH_MAX], site[PATH_MAX], dynload[PATH_MAX], up[PATH_MAX], cfg[PATH_MAX];
+    char *slash;
+    ssize_t length;
+    int i;
+
+    length = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+    if (length <= 0) {
+        return;
+    }
+    dir[length] = 0;
+    slash = strrchr(dir, '/');
+    if (!slash) {
+        return;
+    }
+    *slash = 0;
+    /* <dist>.scripts/ and pip --target's bin/: site-packages is the parent; a venv's or a
+       prefix's bin/: ../lib/pythonX.Y/site-packages. */
+    for (i = 0; i < 2; i++) {
+        if (i == 0) {
+            snprintf(site, sizeof(site), "%s/..", dir);
+        } else {
+            snprintf(site, sizeof(site), "%s/../lib/python@PY@/site-packages", dir);
+        }
+        snprintf(dynload, sizeof(dynload), "%s/patch_uwsgi_runtime/python@PY@/lib-dynload", site);
+        if (patch_uwsgi_exists(dynload, 1)) {
+            break;
+        }
+    }
+    if (i == 2) {
+        return;
+    }
+    if (!getenv("UWSGI_PYTHONPATH")) {
+        setenv("UWSGI_PYTHONPATH", dynload, 1);
+    }
+    if (getenv("UWSGI_PY_PROGRAM_NAME") || getenv("PYTHONHOME")) {
+        return;
+    }
+    /* CPython looks for pyvenv.cfg beside the program and one level up; look further. */
+    snprintf(up, sizeof(up), "%s", dir);
+    for (i = 0; i < 5; i++) {
+        snprintf(cfg, sizeof(cfg), "%s/pyvenv.cfg", up);
+        if (patch_uwsgi_exists(cfg, 0)) {
+            if (i >= 2) {
+                snprintf(cfg, sizeof(cfg), "%s/bin/python", up);
+                setenv("UWSGI_PY_PROGRAM_NAME", cfg, 1);
+            }
+            return;
+        }
+        if (strlen(up) + 4 >= sizeof(up)) {
+            return;
+        }
+        strcat(up, "/..");
+    }
+}
+'''
+LIBS, LDFLAGS, _patch_uwsgi_runtime = _patch_uwsgi_link_plan(LIBS, LDFLAGS, _patch_uwsgi_runtime_finder)
+if _patch_uwsgi_runtime:
+    GCC_LIST.append(_patch_uwsgi_runtime)
+del _patch_uwsgi_link_plan, _patch_uwsgi_runtime_finder, _patch_uwsgi_runtime
