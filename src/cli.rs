@@ -22,6 +22,9 @@ usage:
   patch_uwsgi locate         find the static libpython of the target Python and print the plan
   patch_uwsgi verify         link and run a tiny program embedding the target Python with the
                              static plan; import its lib-dynload modules (seconds, not a build)
+  patch_uwsgi bundle WHEEL... -w OUTDIR   copy each wheel to OUTDIR with the target Python's
+                             extension modules added where its static uwsgi finds them
+                             (patch_uwsgi_runtime/pythonX.Y/lib-dynload); before auditwheel
   patch_uwsgi verify --wheel WHEEL   install a built uWSGI wheel into a fresh venv of the
                              runtime Python and start its uwsgi from there: does it import every
                              extension module the target Python can, none from the build prefix?
@@ -39,6 +42,7 @@ options:
   --runtime-python PATH  (verify) also run against this Python's stdlib, as a shipped binary
                       would meet it; (verify --wheel) the Python to install the wheel for
                       (default: the target Python)
+  -w, --wheel-dir DIR  (bundle) where to write the wheels (must exist)
   --json              report as JSON on stdout
   --quiet             print nothing but errors
   --help, --version
@@ -62,16 +66,18 @@ pub enum Command {
     Revert,
     Locate,
     Verify,
+    Bundle,
 }
 
 impl Command {
-    const ALL: [Command; 6] = [
+    const ALL: [Command; 7] = [
         Command::Apply,
         Command::Check,
         Command::Diff,
         Command::Revert,
         Command::Locate,
         Command::Verify,
+        Command::Bundle,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,11 +88,12 @@ impl Command {
             Command::Revert => "revert",
             Command::Locate => "locate",
             Command::Verify => "verify",
+            Command::Bundle => "bundle",
         }
     }
 
     fn takes_dir(self) -> bool {
-        !matches!(self, Command::Locate | Command::Verify)
+        !matches!(self, Command::Locate | Command::Verify | Command::Bundle)
     }
 }
 
@@ -99,6 +106,9 @@ pub struct Args {
     pub probe: Option<PathBuf>,
     /// `verify --wheel WHEEL`.
     pub wheel: Option<PathBuf>,
+    /// `bundle`: the wheels, and `-w DIR`.
+    pub wheels: Vec<PathBuf>,
+    pub wheel_dir: Option<PathBuf>,
     pub json: bool,
     pub quiet: bool,
 }
@@ -146,6 +156,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
     let (mut json, mut quiet, mut mode_given) = (false, false, false);
     let mut probe = None;
     let mut wheel = None;
+    let mut wheels = Vec::new();
+    let mut wheel_dir = None;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("help") | Short('h') => return Ok(Parsed::Help),
@@ -177,6 +189,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
             Long("runtime-python") => verify.runtime_python = Some(parser.value()?.into()),
             Long("probe") => probe = Some(PathBuf::from(parser.value()?)),
             Long("wheel") => wheel = Some(PathBuf::from(parser.value()?)),
+            Long("wheel-dir") | Short('w') => wheel_dir = Some(PathBuf::from(parser.value()?)),
             Long("json") => json = true,
             Long("quiet") | Short('q') => quiet = true,
             Value(value) if command.is_none() => {
@@ -191,6 +204,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
                     },
                 )?);
             }
+            Value(value) if command == Some(Command::Bundle) => wheels.push(PathBuf::from(value)),
             Value(value) if dir.is_none() && command.is_some_and(Command::takes_dir) => {
                 dir = Some(PathBuf::from(value))
             }
@@ -208,6 +222,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
     if command != Command::Verify && wheel.is_some() {
         return Err("--wheel is an option of verify only".into());
     }
+    if command == Command::Bundle && (wheels.is_empty() || wheel_dir.is_none()) {
+        return Err(
+            "bundle needs the wheels and -w OUTDIR: patch_uwsgi bundle WHEEL... -w OUTDIR".into(),
+        );
+    }
+    if command != Command::Bundle && wheel_dir.is_some() {
+        return Err("-w/--wheel-dir is an option of bundle only".into());
+    }
     let options = &mut verify.options;
     if command == Command::Locate && !mode_given {
         options.plan.mode = ModeChoice::Static;
@@ -219,6 +241,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
         verify,
         probe,
         wheel,
+        wheels,
+        wheel_dir,
         json,
         quiet,
     })))
@@ -287,6 +311,9 @@ mod tests {
                 Some("--mode does not apply"),
             ),
             (&["apply", "--runtime-python", "p"], Some("verify only")),
+            (&["bundle", "a.whl", "b.whl", "-w", "out"], None),
+            (&["bundle", "a.whl"], Some("needs the wheels and -w OUTDIR")),
+            (&["apply", "-w", "out"], Some("bundle only")),
         ];
         for (args, want) in cases {
             match (parsed(args), want) {

@@ -112,6 +112,13 @@ pub enum Error {
         problem: String,
     },
 
+    /// `bundle` refused its input; nothing was written.
+    #[error("bundle: {problem}; nothing was written")]
+    Bundle {
+        /// What is wrong, naming the wheel or folder.
+        problem: String,
+    },
+
     /// `verify --wheel` was given something that is not a wheel.
     #[error("{path} is not a wheel (a .whl zip file): give the wheel built for uWSGI, e.g. from `pip wheel` or cibuildwheel's output folder")]
     NotAWheel {

@@ -18,6 +18,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod bundle;
 mod error;
 mod fsio;
 pub mod libpython;
@@ -31,6 +32,7 @@ mod tree;
 pub mod verification;
 mod wheel_check;
 
+pub use bundle::{bundle, BundleReport, BundledWheel};
 pub use error::{Error, Result};
 pub use libpython::SearchOptions;
 pub use link::{Compiler, PieDecision};

@@ -16,6 +16,7 @@ enum Outcome {
     Location(Box<patch_uwsgi::Location>),
     Verification(Box<patch_uwsgi::Verification>),
     Wheel(Box<patch_uwsgi::WheelVerification>),
+    Bundle(patch_uwsgi::BundleReport),
 }
 
 impl Outcome {
@@ -26,6 +27,7 @@ impl Outcome {
             Outcome::Location(_) => true,
             Outcome::Verification(v) => v.ok,
             Outcome::Wheel(w) => w.ok,
+            Outcome::Bundle(_) => true,
         }
     }
 }
@@ -41,6 +43,11 @@ fn run(args: &Args) -> patch_uwsgi::Result<Outcome> {
         }
         Command::Revert => Outcome::Tree(Box::new(patch_uwsgi::revert(dir)?), None),
         Command::Locate => Outcome::Location(Box::new(patch_uwsgi::locate(options)?)),
+        Command::Bundle => Outcome::Bundle(patch_uwsgi::bundle(
+            &args.wheels,
+            args.wheel_dir.as_deref().expect("parsed"),
+            options,
+        )?),
         Command::Verify => match &args.wheel {
             Some(wheel) => {
                 Outcome::Wheel(Box::new(patch_uwsgi::verify_wheel(wheel, &args.verify)?))
@@ -90,6 +97,8 @@ fn print(out: &mut impl Write, args: &Args, outcome: &Outcome) -> std::io::Resul
         Outcome::Verification(v) if !quiet || !v.ok => output::print_verification(out, v),
         Outcome::Wheel(w) if args.json => json(out, command, w.as_ref(), None),
         Outcome::Wheel(w) if !quiet || !w.ok => output::print_wheel_verification(out, w),
+        Outcome::Bundle(b) if args.json => json(out, command, b, None),
+        Outcome::Bundle(b) if !quiet => output::print_bundle(out, b),
         _ => Ok(()),
     }
 }

