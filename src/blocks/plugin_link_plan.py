@@ -89,6 +89,12 @@ def _patch_uwsgi_link_plan(libs, ldflags, runtime_finder):
             out.write(text)
         finally:
             out.close()
+        # uWSGI recompiles a source newer than its recorded CFLAGS, which it writes before
+        # this file runs: date the source like this file (written by `apply`), so the next
+        # build for the same Python reuses the object. A new text comes with a new Python,
+        # whose build recompiles everything anyway.
+        stamp = os.stat(os.path.join(os.path.dirname(plan_path), 'uwsgiplugin.py')).st_mtime
+        os.utime(source, (stamp, stamp))
     return [quote(native(x)) for x in plan['libs']], kept, 'patch_uwsgi_runtime'
 
 
