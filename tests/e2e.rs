@@ -236,27 +236,8 @@ fn runtime_bundle_beside_the_installed_uwsgi_serves_on_debian_python() {
 
     // Everything of the build interpreter out of reach: the static-only copy and the pyenv
     // prefix it links to.
-    let pyenv_prefix =
-        std::fs::canonicalize(py.original.parent().unwrap().parent().unwrap()).unwrap();
-    let hide = support::script(
-        work.path(),
-        "hide-build-prefix",
-        &format!(
-            "mount -t tmpfs none '{}' && mount -t tmpfs none '{}' && exec \"$@\"\n",
-            py.root.path().display(),
-            pyenv_prefix.display()
-        ),
-    );
     let hidden = |binary: &Path, name: &str| {
-        support::script(
-            work.path(),
-            name,
-            &format!(
-                "exec unshare -m '{}' '{}' \"$@\"\n",
-                hide.display(),
-                binary.display()
-            ),
-        )
+        support::uwsgi::with_build_prefix_hidden(&py, work.path(), binary, name)
     };
     let imports = work.path().join("imports.py");
     std::fs::write(&imports, "import math\nprint('math from', math.__file__)\n").unwrap();
@@ -282,6 +263,8 @@ fn runtime_bundle_beside_the_installed_uwsgi_serves_on_debian_python() {
     assert!(said.contains("No module named 'encodings'"), "{said}");
 
     // The bundle: the build interpreter's lib-dynload.
+    let pyenv_prefix =
+        std::fs::canonicalize(py.original.parent().unwrap().parent().unwrap()).unwrap();
     let dynload = pyenv_prefix.join("lib/python3.11/lib-dynload");
     let bundle = site.join("patch_uwsgi_runtime/python3.11/lib-dynload");
     support::copy_tree(&dynload, &bundle);

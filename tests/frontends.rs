@@ -708,6 +708,33 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
             .expect("a repaired wheel");
         let (code, json) = verify_wheel(&repaired, Some(&debian));
         assert_eq!(code, Some(0), "repaired: {json:#}");
+
+        // As users run it: pip install into a venv of Debian's python3.11, the build
+        // interpreter out of reach, `venv/bin/uwsgi` (auditwheel's wrapper) serving an app
+        // that imports 22 extension modules.
+        let venv = work.path().join("user-venv");
+        assert!(Command::new(&debian)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap()
+            .success());
+        let mut install = frontend_command(&venv.join("bin/python"), &wheels);
+        install
+            .args(["-m", "pip", "install", "-q", "--no-deps"])
+            .arg(&repaired);
+        run_ok(install, "pip install of the repaired wheel");
+        if support::running_as_root() {
+            let launcher = support::uwsgi::with_build_prefix_hidden(
+                &py,
+                work.path(),
+                &venv.join("bin/uwsgi"),
+                "uwsgi-user",
+            );
+            assert_eq!(serve_once(&launcher, &app(work.path())), py.version);
+        } else {
+            support::missing("root, to hide the build prefix with unshare -m");
+        }
     }
 
     // Bad input: exit 2, one message, nothing written.

@@ -261,3 +261,35 @@ pub fn serve_once(binary: &Path, app: &Path) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// `dir/name`: a launcher that starts `binary` with the build interpreter of `py` out of reach,
+/// as on a user's machine: a private mount namespace (`unshare -m`, root only) with tmpfs over
+/// the static-only copy and over the pyenv prefix it links to. It execs, so its pid is the
+/// program's.
+pub fn with_build_prefix_hidden(
+    py: &StaticPython,
+    dir: &Path,
+    binary: &Path,
+    name: &str,
+) -> PathBuf {
+    let pyenv_prefix =
+        std::fs::canonicalize(py.original.parent().unwrap().parent().unwrap()).unwrap();
+    let hide = super::script(
+        dir,
+        &format!("{name}-hide"),
+        &format!(
+            "mount -t tmpfs none '{}' && mount -t tmpfs none '{}' && exec \"$@\"\n",
+            py.root.path().display(),
+            pyenv_prefix.display()
+        ),
+    );
+    super::script(
+        dir,
+        name,
+        &format!(
+            "exec unshare -m '{}' '{}' \"$@\"\n",
+            hide.display(),
+            binary.display()
+        ),
+    )
+}
