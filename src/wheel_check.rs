@@ -109,10 +109,13 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
     let started = Instant::now();
     let given = &options.options;
     let limit = options.run_timeout;
+    // The zip magic only: the wheel itself is read by pip.
+    let mut magic = [0u8; 4];
     let is_wheel = wheel.extension().is_some_and(|x| x == "whl")
-        && std::fs::read(wheel)
-            .map(|bytes| bytes.starts_with(b"PK\x03\x04"))
-            .unwrap_or(false);
+        && std::fs::File::open(wheel)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+        && &magic == b"PK\x03\x04";
     if !is_wheel {
         return Err(Error::NotAWheel {
             path: wheel.to_path_buf(),

@@ -378,17 +378,20 @@ fn assert_all_compiled(rebuilt: &Rebuilt, what: &str) {
     );
 }
 
+/// What the switching tests share: the tool wheels, a work folder, both static-only Pythons
+/// with their venvs and tarballs, and an unpacked 2.0.31 sdist tree.
+fn switching_setup() -> Option<(PathBuf, tempfile::TempDir, Vec<Pythons>, PathBuf)> {
+    let wheels = tool_wheels()?;
+    let work = tempfile::tempdir().unwrap();
+    let pythons = pythons(&wheels, work.path())?;
+    let tree = uwsgi_source("2.0.31", work.path())?;
+    Some((wheels, work, pythons, tree))
+}
+
 /// 3.12, then 3.8, then 3.12 again: each switch recompiles every object; a fourth build for
 /// the same 3.12 reuses the python plugin's objects.
 fn switch_pythons(frontend: Frontend) {
-    let Some(wheels) = tool_wheels() else {
-        return;
-    };
-    let work = tempfile::tempdir().unwrap();
-    let Some(pythons) = pythons(&wheels, work.path()) else {
-        return;
-    };
-    let Some(tree) = uwsgi_source("2.0.31", work.path()) else {
+    let Some((wheels, work, pythons, tree)) = switching_setup() else {
         return;
     };
     let [py312, py38] = [&pythons[0], &pythons[1]];
@@ -425,14 +428,7 @@ fn pypa_build_recompiles_on_every_python_switch() {
 
 #[test]
 fn other_frontends_and_hook_counts_recompile_on_every_switch() {
-    let Some(wheels) = tool_wheels() else {
-        return;
-    };
-    let work = tempfile::tempdir().unwrap();
-    let Some(pythons) = pythons(&wheels, work.path()) else {
-        return;
-    };
-    let Some(tree) = uwsgi_source("2.0.31", work.path()) else {
+    let Some((wheels, work, pythons, tree)) = switching_setup() else {
         return;
     };
     let [py312, py38] = [&pythons[0], &pythons[1]];
