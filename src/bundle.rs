@@ -1,8 +1,11 @@
 //! `bundle`: add to built wheels the runtime their static uwsgi needs on users' machines, the
 //! build interpreter's extension modules (`lib-dynload`), at
 //! `patch_uwsgi_runtime/pythonX.Y/lib-dynload/` in the wheel's root, where the runtime finder
-//! compiled in by `apply` (static mode) looks once installed. The wheel work is done by
-//! [`BUNDLE_SCRIPT`] in the build interpreter (its `zipfile`, `hashlib` and `lib-dynload`).
+//! compiled in by `apply` (static mode) looks once installed; with
+//! [`BundleOptions::stdlib`], its compiled standard library too, as
+//! `patch_uwsgi_runtime/pythonX.Y/lib/pythonXY.zip`, which makes that folder the Python home.
+//! The wheel work is done by [`BUNDLE_SCRIPT`] in the build interpreter (its `zipfile`,
+//! `hashlib`, `lib-dynload` and standard library).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,6 +34,8 @@ pub struct BundledWheel {
     pub executables: Vec<String>,
     /// How many extension modules were added.
     pub modules: usize,
+    /// How many standard library modules the bundled zip holds (0 without `stdlib`).
+    pub stdlib_modules: usize,
     /// Size of the wheel read.
     pub bytes_before: u64,
     /// Size of the wheel written.
@@ -46,11 +51,26 @@ pub struct BundleReport {
     pub wheels: Vec<BundledWheel>,
 }
 
+/// What [`bundle`] needs: the target interpreter (the one that built the wheels) and whether
+/// to add its standard library.
+#[derive(Debug, Clone, Default)]
+pub struct BundleOptions {
+    /// The target interpreter and where to cache its probe.
+    pub options: Options,
+    /// Also bundle the standard library: the wheel's uwsgi then runs with no Python installed.
+    pub stdlib: bool,
+}
+
 /// Write to `out_dir` a copy of every wheel with the target interpreter's runtime added. All
 /// wheels are written or none; bad input (not a wheel, a corrupt one, no executable embedding
 /// libpython, one linked to a shared libpython, a Python tag other than the interpreter's, an
 /// output folder that cannot be written) is an [`Error::Bundle`].
-pub fn bundle(wheels: &[PathBuf], out_dir: &Path, options: &Options) -> Result<BundleReport> {
+pub fn bundle(
+    wheels: &[PathBuf],
+    out_dir: &Path,
+    bundle_options: &BundleOptions,
+) -> Result<BundleReport> {
+    let options = &bundle_options.options;
     let interp = options.target.interpreter(
         options.probe_timeout,
         options.plan.search.cache_dir.as_deref(),
@@ -61,10 +81,13 @@ pub fn bundle(wheels: &[PathBuf], out_dir: &Path, options: &Options) -> Result<B
             .arg("-S")
             .arg("-c")
             .arg(BUNDLE_SCRIPT)
+            .args(bundle_options.stdlib.then_some("--stdlib"))
             .arg(out_dir)
             .args(wheels)
             .env_remove("PYTHONHOME")
-            .env_remove("PYTHONPATH"),
+            .env_remove("PYTHONPATH")
+            // Set constants are marshalled in hash order: the same seed, the same zip.
+            .env("PYTHONHASHSEED", "0"),
         BUNDLE_TIMEOUT,
     )
     .map_err(|e| Error::io("run", &interp.path, e))?;

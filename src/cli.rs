@@ -22,9 +22,9 @@ usage:
   patch_uwsgi locate         find the static libpython of the target Python and print the plan
   patch_uwsgi verify         link and run a tiny program embedding the target Python with the
                              static plan; import its lib-dynload modules (seconds, not a build)
-  patch_uwsgi bundle WHEEL... -w OUTDIR   copy each wheel to OUTDIR with the target Python's
-                             extension modules added where its static uwsgi finds them
-                             (patch_uwsgi_runtime/pythonX.Y/lib-dynload); before auditwheel
+  patch_uwsgi bundle WHEEL... -w OUTDIR [--stdlib]   copy each wheel to OUTDIR with the
+                             target Python's extension modules added where its static uwsgi
+                             finds them (patch_uwsgi_runtime/pythonX.Y/); before auditwheel
   patch_uwsgi verify --wheel WHEEL   install a built uWSGI wheel into a fresh venv of the
                              runtime Python and start its uwsgi from there: does it import every
                              extension module the target Python can, none from the build prefix?
@@ -43,6 +43,8 @@ options:
                       would meet it; (verify --wheel) the Python to install the wheel for
                       (default: the target Python)
   -w, --wheel-dir DIR  (bundle) where to write the wheels (must exist)
+  --stdlib            (bundle) add the standard library too, as a zip: the uwsgi then needs no
+                      Python on the machine (its own stdlib, whatever Python the venv has)
   --json              report as JSON on stdout
   --quiet             print nothing but errors
   --help, --version
@@ -106,9 +108,10 @@ pub struct Args {
     pub probe: Option<PathBuf>,
     /// `verify --wheel WHEEL`.
     pub wheel: Option<PathBuf>,
-    /// `bundle`: the wheels, and `-w DIR`.
+    /// `bundle`: the wheels, `-w DIR` and `--stdlib`.
     pub wheels: Vec<PathBuf>,
     pub wheel_dir: Option<PathBuf>,
+    pub stdlib: bool,
     pub json: bool,
     pub quiet: bool,
 }
@@ -158,6 +161,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
     let mut wheel = None;
     let mut wheels = Vec::new();
     let mut wheel_dir = None;
+    let mut stdlib = false;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("help") | Short('h') => return Ok(Parsed::Help),
@@ -190,6 +194,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
             Long("probe") => probe = Some(PathBuf::from(parser.value()?)),
             Long("wheel") => wheel = Some(PathBuf::from(parser.value()?)),
             Long("wheel-dir") | Short('w') => wheel_dir = Some(PathBuf::from(parser.value()?)),
+            Long("stdlib") => stdlib = true,
             Long("json") => json = true,
             Long("quiet") | Short('q') => quiet = true,
             Value(value) if command.is_none() => {
@@ -230,6 +235,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
     if command != Command::Bundle && wheel_dir.is_some() {
         return Err("-w/--wheel-dir is an option of bundle only".into());
     }
+    if command != Command::Bundle && stdlib {
+        return Err("--stdlib is an option of bundle only".into());
+    }
     let options = &mut verify.options;
     if command == Command::Locate && !mode_given {
         options.plan.mode = ModeChoice::Static;
@@ -243,6 +251,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
         wheel,
         wheels,
         wheel_dir,
+        stdlib,
         json,
         quiet,
     })))
@@ -314,6 +323,11 @@ mod tests {
             (&["bundle", "a.whl", "b.whl", "-w", "out"], None),
             (&["bundle", "a.whl"], Some("needs the wheels and -w OUTDIR")),
             (&["apply", "-w", "out"], Some("bundle only")),
+            (&["bundle", "a.whl", "-w", "out", "--stdlib"], None),
+            (
+                &["verify", "--stdlib"],
+                Some("--stdlib is an option of bundle only"),
+            ),
         ];
         for (args, want) in cases {
             match (parsed(args), want) {

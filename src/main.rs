@@ -46,7 +46,10 @@ fn run(args: &Args) -> patch_uwsgi::Result<Outcome> {
         Command::Bundle => Outcome::Bundle(patch_uwsgi::bundle(
             &args.wheels,
             args.wheel_dir.as_deref().expect("parsed"),
-            options,
+            &patch_uwsgi::BundleOptions {
+                options: options.clone(),
+                stdlib: args.stdlib,
+            },
         )?),
         Command::Verify => match &args.wheel {
             Some(wheel) => {

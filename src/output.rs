@@ -254,9 +254,13 @@ pub fn print_wheel_verification(
 
 pub fn print_bundle(out: &mut impl Write, report: &BundleReport) -> std::io::Result<()> {
     for wheel in &report.wheels {
+        let stdlib = match wheel.stdlib_modules {
+            0 => String::new(),
+            n => format!(" and a standard library of {n} modules"),
+        };
         writeln!(
             out,
-            "{}: {} extension modules added in {}lib-dynload for {} ({} -> {} bytes)",
+            "{}: {} extension modules{stdlib} added in {} for {} ({} -> {} bytes)",
             wheel.output.display(),
             wheel.modules,
             report.runtime,

@@ -32,7 +32,7 @@ const FRAGMENTS: &[&str] = &[
     "else:\n    LIBS = []\n",
     "uwsgi_version = '2.0.99'\n",
     "# >>> patch-uwsgi:plugin-link-plan v2 >>>\n",
-    "# >>> patch-uwsgi:plugin-link-plan v3 >>>\n",
+    "# >>> patch-uwsgi:plugin-link-plan v4 >>>\n",
     "# <<< patch-uwsgi:plugin-link-plan <<<\n",
     "# >>> patch-uwsgi:rebuild-guard v1 >>>\n",
     "# >>> patch-uwsgi:rebuild-guard v2 >>>\n",

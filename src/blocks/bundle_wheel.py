@@ -5,10 +5,15 @@
 # gives the same wheel as bundling once. All wheels are written, or none.
 # The modules are every lib-dynload/*.so of this interpreter: none of them is compiled into its
 # static archive (those are in sys.builtin_module_names and have no .so).
-# usage: python -S -c SCRIPT OUTDIR WHEEL...   prints one JSON object; exit 2 with a message.
+# With --stdlib, the standard library too, compiled, as the zip CPython puts first on its path
+# (<home>/<platlibdir>/pythonXY.zip); the finder then makes the runtime folder the Python home.
+# usage: python -S -c SCRIPT [--stdlib] OUTDIR WHEEL...   prints one JSON object; exit 2 with a
+# message. Run with PYTHONHASHSEED=0: set constants are marshalled in hash order.
 import base64
 import hashlib
+import io
 import json
+import marshal
 import os
 import re
 import sys
@@ -16,7 +21,22 @@ import tempfile
 import zipfile
 
 FINDER_MARK = b'patch_uwsgi_runtime/python'
+STDLIB_FINDER_MARK = b'patch-uwsgi runtime finder 2'
 RUNTIME = 'patch_uwsgi_runtime/python%d.%d/' % sys.version_info[:2]
+STDLIB_ZIP = RUNTIME + '%s/python%d%d.zip' % ((getattr(sys, 'platlibdir', 'lib'),)
+                                             + tuple(sys.version_info[:2]))
+# Python's site module reads .pth files in <home>/lib/pythonX.Y/site-packages at start-up: this
+# one appends the site-packages the runtime folder was installed into (<site>/
+# patch_uwsgi_runtime/pythonX.Y = sys.prefix), after the bundled stdlib and with its own .pth
+# files run, as a site-packages is in any Python.
+SITE_PTH = RUNTIME + 'lib/python%d.%d/site-packages/patch_uwsgi_site.pth' % sys.version_info[:2]
+SITE_PTH_TEXT = (b'import os, site, sys; '
+                 b'os.path.basename(os.path.dirname(sys.prefix)) == "patch_uwsgi_runtime" '
+                 b'and site.addsitedir(os.path.dirname(os.path.dirname(sys.prefix)))\n')
+# Not needed to serve an application, or not usable from a zip: tests, IDLE and Tk, the
+# bundled pip of ensurepip, demos.
+STDLIB_SKIPPED = set(['test', 'tests', 'idle_test', 'idlelib', 'tkinter', 'turtledemo',
+                      'ensurepip', 'site-packages', 'lib-dynload', '__pycache__', 'dist-packages'])
 
 
 class Refused(Exception):
@@ -35,7 +55,60 @@ def lib_dynload():
     raise Refused('%s has no lib-dynload folder on sys.path' % sys.executable)
 
 
-def plan(wheel):
+def stdlib_folder():
+    import sysconfig
+    folder = sysconfig.get_paths()['stdlib']
+    if not os.path.isfile(os.path.join(folder, 'os.py')):
+        raise Refused('%s: no standard library at %s (os.py missing)' % (sys.executable, folder))
+    return folder
+
+
+def pyc(code):
+    # A sourceless .pyc (no source beside it in the zip, so no date to compare): the header is
+    # the magic number, then zeros for the flags, date and size this version has.
+    data = marshal.dumps(code)
+    if sys.version_info[0] < 3:
+        import imp
+        return imp.get_magic() + b'\0' * 4 + data
+    import importlib.util
+    zeros = 12 if sys.version_info >= (3, 7) else 8
+    return importlib.util.MAGIC_NUMBER + b'\0' * zeros + data
+
+
+def stdlib_zip():
+    """(zip bytes, module count): every .py of the standard library as .pyc, other files as
+    they are, stored (the wheel compresses it), in name order with fixed dates."""
+    folder = stdlib_folder()
+    entries = []
+    # followlinks: a stdlib may be assembled from links (distributions, test prefixes).
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if d not in STDLIB_SKIPPED and not d.startswith('config-'))
+        for name in files:
+            path = os.path.join(top, name)
+            relative = os.path.relpath(path, folder).replace(os.sep, '/')
+            if name.endswith(('.pyc', '.pyo', '.exe')):
+                continue
+            with open(path, 'rb') as handle:
+                data = handle.read()
+            if name.endswith('.py'):
+                try:
+                    code = compile(data, relative, 'exec', 0, True)
+                except SyntaxError:
+                    continue  # data files named .py (lib2to3 fixtures and the like)
+                entries.append((relative + 'c', pyc(code)))
+            else:
+                entries.append((relative, data))
+    entries.sort()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w', zipfile.ZIP_STORED) as archive:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return buffer.getvalue(), len([n for n, _ in entries if n.endswith('.pyc')])
+
+
+def plan(wheel, stdlib):
     name = os.path.basename(wheel)
     match = re.match(r'^(.+?)-([^-]+)(?:-\d[^-]*)?-([^-]+)-([^-]+)-([^-]+)\.whl$', name)
     if not match:
@@ -69,6 +142,12 @@ def plan(wheel):
             embedding.append(member.filename)
         elif re.search(br'libpython\d\.\d+[a-z]*\.so', data):
             shared.append(member.filename)
+    if stdlib and embedding:
+        old = [name for name in embedding if STDLIB_FINDER_MARK not in archive.read(name)]
+        if old:
+            raise Refused('%s: %s was built with an older patch-uwsgi whose runtime finder does '
+                          'not know a bundled standard library: apply this version, rebuild, '
+                          'then bundle with --stdlib' % (wheel, ', '.join(old)))
     if not embedding:
         if shared:
             raise Refused('%s: %s links a shared libpython; bundle is for an executable that '
@@ -79,7 +158,7 @@ def plan(wheel):
     return archive, members, records[0], embedding
 
 
-def bundled(archive, members, record):
+def bundled(archive, members, record, stdlib):
     """The new wheel's members: (ZipInfo, bytes) in order, RECORD last."""
     kept = [m for m in members
             if not m.filename.startswith('patch_uwsgi_runtime/') and m.filename != record]
@@ -94,6 +173,15 @@ def bundled(archive, members, record):
         info.compress_type = zipfile.ZIP_DEFLATED
         info.external_attr = 0o755 << 16
         out.append((info, data))
+    if stdlib is not None:
+        info = zipfile.ZipInfo(STDLIB_ZIP, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        out.append((info, stdlib[0]))
+        info = zipfile.ZipInfo(SITE_PTH, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        out.append((info, SITE_PTH_TEXT))
     lines = []
     for info, data in out:
         lines.append('%s,%s,%d' % (info.filename, record_hash(data), len(data)))
@@ -104,14 +192,21 @@ def bundled(archive, members, record):
 
 
 def main():
-    out_dir, wheels = sys.argv[1], sys.argv[2:]
+    arguments = sys.argv[1:]
+    with_stdlib = arguments[:1] == ['--stdlib']
+    if with_stdlib:
+        arguments = arguments[1:]
+    out_dir, wheels = arguments[0], arguments[1:]
     if not os.path.isdir(out_dir):
         raise Refused('%s: the output folder does not exist' % out_dir)
+    planned = [plan(wheel, with_stdlib) for wheel in wheels]
+    stdlib = stdlib_zip() if with_stdlib else None
+    umask = os.umask(0)
+    os.umask(umask)
     staged = []
     report = []
     try:
-        for wheel in wheels:
-            archive, members, record, embedding = plan(wheel)
+        for wheel, (archive, members, record, embedding) in zip(wheels, planned):
             target = os.path.join(out_dir, os.path.basename(wheel))
             try:
                 handle, temp = tempfile.mkstemp(prefix='.patch-uwsgi-', suffix='.whl', dir=out_dir)
@@ -119,13 +214,17 @@ def main():
                 raise Refused('%s: cannot write a wheel there: %s' % (out_dir, problem))
             os.close(handle)
             staged.append((temp, target))
-            entries = bundled(archive, members, record)
+            # mkstemp makes the file private; a wheel gets the mode any new file would.
+            os.chmod(temp, 0o666 & ~umask)
+            entries = bundled(archive, members, record, stdlib)
             with zipfile.ZipFile(temp, 'w') as new:
                 for info, data in entries:
                     new.writestr(info, data)
-            added = [i.filename for i, _ in entries if i.filename.startswith(RUNTIME)]
+            added = [i.filename for i, _ in entries if i.filename.startswith(RUNTIME + 'lib-dynload/')]
             report.append({'wheel': wheel, 'output': target, 'executables': embedding,
-                           'modules': len(added), 'bytes_before': os.path.getsize(wheel),
+                           'modules': len(added),
+                           'stdlib_modules': stdlib[1] if stdlib else 0,
+                           'bytes_before': os.path.getsize(wheel),
                            'bytes_after': os.path.getsize(temp)})
         for temp, target in staged:
             os.rename(temp, target)

@@ -78,7 +78,8 @@ def _patch_uwsgi_link_plan(libs, ldflags, runtime_finder):
     # The executable embeds libpython: compile in the finder of a runtime bundle (C source
     # below; rewritten only when it changes, so objects are reused).
     source = os.path.join(os.path.dirname(plan_path), 'patch_uwsgi_runtime.c')
-    text = runtime_finder.replace('@PY@', '%d.%d' % sys.version_info[:2])
+    text = runtime_finder.replace('@PY@', '%d.%d' % sys.version_info[:2]).replace(
+        '@ZIP@', '%s/python%d%d.zip' % ((getattr(sys, 'platlibdir', 'lib'),) + tuple(sys.version_info[:2])))
     try:
         current = open(source).read()
     except (IOError, OSError):
@@ -100,19 +101,28 @@ def _patch_uwsgi_link_plan(libs, ldflags, runtime_finder):
 
 _patch_uwsgi_runtime_finder = r'''
 /* Written by patch-uwsgi (plugin-link-plan): this uwsgi embeds a static libpython, whose
-   extension modules (lib-dynload) come from the CPython build it was linked with. When a
-   runtime bundle made for it sits in the site-packages it was installed into
-   (<site-packages>/patch_uwsgi_runtime/python@PY@/lib-dynload), put that folder on the Python
-   path (as --pythonpath), and when the venv's pyvenv.cfg is too far up for CPython to find
-   from this executable (auditwheel moves it to <site-packages>/<dist>.scripts/), name the
-   venv's python as the program (as --py-program-name). Both are set as UWSGI_ variables, so
-   only uWSGI reads them, and only when the user set neither. Without a bundle: nothing. */
+   extension modules (lib-dynload) and standard library belong to the CPython build it was
+   linked with. `patch_uwsgi bundle` puts them in the wheel at
+   <site-packages>/patch_uwsgi_runtime/python@PY@/. Before main() this finds that folder from
+   where the executable is installed and tells uWSGI, through its UWSGI_ environment forms of
+   --pythonpath and --home (read by uWSGI only, and overridden by the same options given on the
+   command line or in a config file):
+   - lib-dynload goes on the Python path (first, so bundled modules win);
+   - with the whole standard library bundled (@ZIP@), the folder is the Python home
+     (self-contained: no Python needed; a .pth file in it adds the site-packages it sits in);
+   - otherwise, when CPython would not find a standard library from here by itself: the venv
+     whose pyvenv.cfg is above (auditwheel moves the executable to <site-packages>/<dist>.scripts/,
+     too far for CPython's own search), else the prefix of the first python@PY@ on PATH.
+   Without a bundle beside it: nothing. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* `patch_uwsgi bundle --stdlib` looks for this mark: older finders know no bundled stdlib. */
+const char patch_uwsgi_runtime_finder_version[] __attribute__((used)) = "patch-uwsgi runtime finder 2";
 
 static int patch_uwsgi_exists(const char *path, int want_dir) {
     struct stat st;
@@ -122,10 +132,84 @@ static int patch_uwsgi_exists(const char *path, int want_dir) {
     return want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode);
 }
 
+/* uWSGI reads one value per variable; --pythonpath has three spellings. */
+static void patch_uwsgi_add_pythonpath(const char *dir) {
+    static const char *names[] = {"UWSGI_PYTHONPATH", "UWSGI_PYTHON_PATH", "UWSGI_PP"};
+    const char *value;
+    int i;
+    for (i = 0; i < 3; i++) {
+        value = getenv(names[i]);
+        if (value && strcmp(value, dir) == 0) {
+            return;
+        }
+    }
+    for (i = 0; i < 3; i++) {
+        if (!getenv(names[i])) {
+            setenv(names[i], dir, 1);
+            return;
+        }
+    }
+}
+
+static int patch_uwsgi_home_chosen(void) {
+    static const char *names[] = {"UWSGI_HOME", "UWSGI_VIRTUALENV", "UWSGI_VENV", "UWSGI_PYHOME",
+                                  "UWSGI_PY_PROGRAM_NAME", "UWSGI_PY_PROGRAMNAME", "PYTHONHOME"};
+    int i;
+    for (i = 0; i < 7; i++) {
+        if (getenv(names[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The prefix of the first python@PY@ on PATH that has a standard library. */
+static int patch_uwsgi_path_prefix(char *prefix, size_t size) {
+    const char *path = getenv("PATH");
+    char candidate[PATH_MAX], real[PATH_MAX], landmark[PATH_MAX];
+    const char *start, *end;
+    char *slash;
+    int i;
+    size_t length;
+    if (!path) {
+        return 0;
+    }
+    for (start = path; *start; start = *end ? end + 1 : end) {
+        end = strchr(start, ':');
+        if (!end) {
+            end = start + strlen(start);
+        }
+        length = (size_t)(end - start);
+        if (length == 0 || length + 16 >= sizeof(candidate)) {
+            continue;
+        }
+        snprintf(candidate, sizeof(candidate), "%.*s/python@PY@", (int)length, start);
+        if (!realpath(candidate, real)) {
+            continue;
+        }
+        for (i = 0; i < 2; i++) {
+            slash = strrchr(real, '/');
+            if (!slash) {
+                break;
+            }
+            *slash = 0;
+        }
+        if (i < 2) {
+            continue;
+        }
+        snprintf(landmark, sizeof(landmark), "%s/lib/python@PY@/os.py", real[0] ? real : "");
+        if (patch_uwsgi_exists(landmark, 0) && strlen(real) < size) {
+            snprintf(prefix, size, "%s", real[0] ? real : "/");
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void patch_uwsgi_find_runtime(void) __attribute__((constructor));
 
 static void patch_uwsgi_find_runtime(void) {
-    char dir[PATH_MAX], site[PATH_MAX], dynload[PATH_MAX], up[PATH_MAX], cfg[PATH_MAX];
+    char dir[PATH_MAX], site[PATH_MAX], runtime[PATH_MAX], found[PATH_MAX], up[PATH_MAX];
     char *slash;
     ssize_t length;
     int i;
@@ -140,36 +224,49 @@ static void patch_uwsgi_find_runtime(void) {
         return;
     }
     *slash = 0;
-    /* <dist>.scripts/ and pip --target's bin/: site-packages is the parent; a venv's or a
-       prefix's bin/: ../lib/pythonX.Y/site-packages. */
-    for (i = 0; i < 2; i++) {
+    /* <dist>.scripts/ and pip --target's bin/: site-packages is the parent; an unpacked
+       wheel's <dist>.data/scripts/: two up; a venv's or a prefix's bin/:
+       ../lib/pythonX.Y/site-packages. */
+    for (i = 0; i < 3; i++) {
         if (i == 0) {
             snprintf(site, sizeof(site), "%s/..", dir);
+        } else if (i == 1) {
+            snprintf(site, sizeof(site), "%s/../..", dir);
         } else {
             snprintf(site, sizeof(site), "%s/../lib/python@PY@/site-packages", dir);
         }
-        snprintf(dynload, sizeof(dynload), "%s/patch_uwsgi_runtime/python@PY@/lib-dynload", site);
-        if (patch_uwsgi_exists(dynload, 1)) {
+        snprintf(runtime, sizeof(runtime), "%s/patch_uwsgi_runtime/python@PY@", site);
+        snprintf(found, sizeof(found), "%s/lib-dynload", runtime);
+        if (patch_uwsgi_exists(found, 1)) {
             break;
         }
     }
-    if (i == 2) {
+    if (i == 3) {
         return;
     }
-    if (!getenv("UWSGI_PYTHONPATH")) {
-        setenv("UWSGI_PYTHONPATH", dynload, 1);
+    /* Absolute, clean paths: they end up in sys.path and in module __file__ values. */
+    if (!realpath(found, up)) {
+        return;
     }
-    if (getenv("UWSGI_PY_PROGRAM_NAME") || getenv("PYTHONHOME")) {
+    patch_uwsgi_add_pythonpath(up);
+    if (patch_uwsgi_home_chosen()) {
+        return;
+    }
+    snprintf(found, sizeof(found), "%s/@ZIP@", runtime);
+    if (patch_uwsgi_exists(found, 0)) {
+        if (realpath(runtime, up)) {
+            setenv("UWSGI_HOME", up, 1);
+        }
         return;
     }
     /* CPython looks for pyvenv.cfg beside the program and one level up; look further. */
     snprintf(up, sizeof(up), "%s", dir);
     for (i = 0; i < 5; i++) {
-        snprintf(cfg, sizeof(cfg), "%s/pyvenv.cfg", up);
-        if (patch_uwsgi_exists(cfg, 0)) {
-            if (i >= 2) {
-                snprintf(cfg, sizeof(cfg), "%s/bin/python", up);
-                setenv("UWSGI_PY_PROGRAM_NAME", cfg, 1);
+        snprintf(found, sizeof(found), "%s/pyvenv.cfg", up);
+        if (patch_uwsgi_exists(found, 0)) {
+            /* uWSGI sees pyvenv.cfg in the home and runs <home>/bin/python's startup. */
+            if (i >= 2 && realpath(up, found)) {
+                setenv("UWSGI_HOME", found, 1);
             }
             return;
         }
@@ -177,6 +274,14 @@ static void patch_uwsgi_find_runtime(void) {
             return;
         }
         strcat(up, "/..");
+    }
+    /* No venv: a prefix CPython finds from the executable, or the system's python@PY@. */
+    snprintf(found, sizeof(found), "%s/../lib/python@PY@/os.py", dir);
+    if (patch_uwsgi_exists(found, 0)) {
+        return;
+    }
+    if (patch_uwsgi_path_prefix(up, sizeof(up))) {
+        setenv("UWSGI_HOME", up, 1);
     }
 }
 '''
