@@ -19,6 +19,7 @@ import re
 import sys
 import tempfile
 import zipfile
+import zlib
 
 FINDER_MARK = b'patch_uwsgi_runtime/python'
 STDLIB_FINDER_MARK = b'patch-uwsgi runtime finder 2'
@@ -123,7 +124,7 @@ def plan(wheel, stdlib):
         archive = zipfile.ZipFile(wheel)
         members = archive.infolist()
         bad = archive.testzip()
-    except (zipfile.BadZipfile, IOError, OSError) as problem:
+    except (zipfile.BadZipfile, zlib.error, EOFError, IOError, OSError) as problem:
         raise Refused('%s: not a readable wheel (zip): %s' % (wheel, problem))
     if bad is not None:
         raise Refused('%s: corrupt member %s' % (wheel, bad))

@@ -191,6 +191,11 @@ pub fn free_port() -> u16 {
 
 /// Start the binary on 127.0.0.1, GET /, stop it; returns the body.
 pub fn serve_once(binary: &Path, app: &Path) -> String {
+    serve_with(binary, app, &[])
+}
+
+/// [`serve_once`] with more uWSGI options after the usual ones.
+pub fn serve_with(binary: &Path, app: &Path, options: &[&std::ffi::OsStr]) -> String {
     let port = free_port();
     let mut child = Command::new(binary)
         .args([
@@ -203,6 +208,7 @@ pub fn serve_once(binary: &Path, app: &Path) -> String {
             "--wsgi-file",
         ])
         .arg(app)
+        .args(options)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

