@@ -244,6 +244,13 @@ pub fn print_wheel_verification(
             found.module, found.error
         )?;
     }
+    if !w.from_build_prefix.is_empty() || !w.import_failures.is_empty() {
+        writeln!(
+            out,
+            "  (a wheel's static uwsgi needs the build interpreter's modules beside it: \
+             `patch_uwsgi bundle WHEEL -w OUTDIR`, before auditwheel repair)"
+        )?;
+    }
     writeln!(
         out,
         "{} in {:.2} s",

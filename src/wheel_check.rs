@@ -3,7 +3,7 @@
 //! e.g. a distribution's, is what users have), its executable is started from there as a user
 //! starts it, with `--pyrun`, and imports every extension module the build interpreter itself
 //! can import. A module that fails, or that was loaded from the build interpreter's prefix
-//! when the runtime is another Python, is reported: such a wheel only works where it was built.
+//! (whatever the runtime), is reported: such a wheel only works where it was built.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -46,8 +46,8 @@ pub struct WheelVerification {
     pub imported: Vec<String>,
     /// Extension modules the build interpreter imports but the installed program could not.
     pub import_failures: Vec<ImportFailure>,
-    /// Modules loaded from the build interpreter's prefix although the runtime is another
-    /// Python (`error` holds the file): they will be missing on users' machines.
+    /// Modules loaded from the build interpreter's prefix (`error` holds the file), even when
+    /// the runtime is that interpreter: they will be missing on users' machines.
     pub from_build_prefix: Vec<ImportFailure>,
     /// Extension modules the build interpreter cannot import either (not counted).
     pub failing_in_interpreter_too: Vec<ImportFailure>,
@@ -246,23 +246,36 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
     });
     report.imported = run.ok.clone();
     report.import_failures = run.failed.clone();
-    if runtime.base_prefix != interp.base_prefix {
-        let build_prefix = format!("{}/", interp.base_prefix.trim_end_matches('/'));
-        report.from_build_prefix = run
-            .origins
-            .iter()
-            .filter(|(_, file)| {
-                std::fs::canonicalize(file)
-                    .map(|f| f.display().to_string())
-                    .unwrap_or_else(|_| file.clone())
-                    .starts_with(&build_prefix)
-            })
-            .map(|(module, file)| ImportFailure {
-                module: module.clone(),
-                error: file.clone(),
-            })
-            .collect();
-    }
+    // Checked whatever the runtime: a module the installed program takes from the build
+    // interpreter (its prefix, or the very file the interpreter itself loads, which may sit
+    // behind a link) is missing wherever that interpreter is not, so the answer in the build
+    // container (cibuildwheel's test-command) is the answer on users' machines.
+    let real = |file: &str| {
+        std::fs::canonicalize(file)
+            .map(|f| f.display().to_string())
+            .unwrap_or_else(|_| file.to_string())
+    };
+    let build_files: BTreeSet<String> = wanted.origins.iter().map(|(_, f)| real(f)).collect();
+    let build_prefixes = [
+        format!("{}/", interp.base_prefix.trim_end_matches('/')),
+        format!("{}/", real(&interp.base_prefix).trim_end_matches('/')),
+    ];
+    report.from_build_prefix = run
+        .origins
+        .iter()
+        .filter(|(_, file)| {
+            let real_file = real(file);
+            file.starts_with('/')
+                && (build_files.contains(&real_file)
+                    || build_prefixes
+                        .iter()
+                        .any(|p| file.starts_with(p) || real_file.starts_with(p)))
+        })
+        .map(|(module, file)| ImportFailure {
+            module: module.clone(),
+            error: file.clone(),
+        })
+        .collect();
     if let Some(message) = run_problem(&output, &run, limit) {
         return Ok(report.fail(Step::Run, message, started));
     }
