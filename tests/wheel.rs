@@ -253,6 +253,13 @@ assert publish['permissions'] == {'id-token': 'write'}, publish
 cibw = tomllib.load(open(sys.argv[2], 'rb'))['tool']['cibuildwheel']
 assert any('patch_uwsgi apply {package}/uwsgi' in c for c in cibw['before-build']), cibw
 assert any(c.startswith('pip install') and 'patch-uwsgi' in c for c in cibw['before-build']), cibw
+linux = cibw['linux']
+repair = linux['repair-wheel-command']
+bundle = [i for i, c in enumerate(repair) if c.startswith('patch_uwsgi bundle {wheel}')]
+audit = [i for i, c in enumerate(repair) if c.startswith('auditwheel repair')]
+assert bundle and audit and bundle[0] < audit[0], repair
+assert linux['test-command'] == 'patch_uwsgi verify --wheel {wheel}', linux
+assert any('patch-uwsgi' in r for r in linux['test-requires']), linux
 print('ok')
 "#;
     let out = Command::new(tools.join("bin/python"))
