@@ -234,6 +234,13 @@ pub fn print_wheel_verification(
             w.import_failures.len()
         )?;
     }
+    if let (Some(zip), Some(used)) = (&w.bundled_stdlib, &w.stdlib) {
+        writeln!(
+            out,
+            "  standard library: bundled {}; encodings from {used}",
+            zip.display()
+        )?;
+    }
     for failure in &w.import_failures {
         writeln!(out, "  FAILED import {}: {}", failure.module, failure.error)?;
     }

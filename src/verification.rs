@@ -211,6 +211,8 @@ pub(crate) struct ImportRun {
     pub(crate) unfinished: Option<String>,
     /// Where each imported module was loaded from (`from NAME FILE` lines).
     pub(crate) origins: Vec<(String, String)>,
+    /// Where the standard library's `encodings` was loaded from.
+    pub(crate) stdlib: Option<String>,
 }
 
 pub(crate) fn parse_import_run(stdout: &str) -> ImportRun {
@@ -220,6 +222,7 @@ pub(crate) fn parse_import_run(stdout: &str) -> ImportRun {
         match word {
             "version" => run.version = Some(rest.to_string()),
             "builtin" => run.builtin = rest.split_whitespace().map(str::to_string).collect(),
+            "stdlib" => run.stdlib = Some(rest.to_string()),
             "try" => run.unfinished = Some(rest.to_string()),
             "ok" => {
                 run.ok.push(rest.to_string());
@@ -627,7 +630,7 @@ mod tests {
     fn import_run_lines() {
         let cases: &[(&str, ImportRun)] = &[
             (
-                "version 3.12.1\nbuiltin _abc sys\ntry math\nok math\nfrom math /p/math.so\ntry _tkinter\nfail _tkinter ImportError: libtk8.6.so: cannot open\n",
+                "version 3.12.1\nbuiltin _abc sys\nstdlib /p/encodings/__init__.py\ntry math\nok math\nfrom math /p/math.so\ntry _tkinter\nfail _tkinter ImportError: libtk8.6.so: cannot open\n",
                 ImportRun {
                     version: Some("3.12.1".into()),
                     builtin: vec!["_abc".into(), "sys".into()],
@@ -638,6 +641,7 @@ mod tests {
                     }],
                     unfinished: None,
                     origins: vec![("math".into(), "/p/math.so".into())],
+                    stdlib: Some("/p/encodings/__init__.py".into()),
                 },
             ),
             (

@@ -51,6 +51,10 @@ pub struct WheelVerification {
     pub from_build_prefix: Vec<ImportFailure>,
     /// Extension modules the build interpreter cannot import either (not counted).
     pub failing_in_interpreter_too: Vec<ImportFailure>,
+    /// The standard library the wheel bundles (`bundle --stdlib`), as installed, if it does.
+    pub bundled_stdlib: Option<PathBuf>,
+    /// Where the program's standard library came from (its `encodings` package).
+    pub stdlib: Option<String>,
     /// Wall time.
     pub seconds: f64,
     /// Whether it installed, started, and imported everything from the right place.
@@ -76,6 +80,31 @@ fn names_in(dir: &Path) -> BTreeSet<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The bundled standard library zip in the venv's site-packages, if the wheel installed one
+/// (`lib/pythonX.Y/site-packages/patch_uwsgi_runtime/pythonX.Y/<platlibdir>/pythonXY.zip`).
+fn bundled_stdlib(venv: &Path) -> Option<PathBuf> {
+    let children = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    for python_dir in children(&venv.join("lib")) {
+        for runtime in children(&python_dir.join("site-packages/patch_uwsgi_runtime")) {
+            for libdir in children(&runtime) {
+                let found = children(&libdir).into_iter().find(|p| {
+                    p.extension().is_some_and(|x| x == "zip")
+                        && p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("python"))
+                });
+                if let Some(zip) = found {
+                    return std::fs::canonicalize(&zip).ok().or(Some(zip));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Run `command` to the end (bounded); `Err` holds the last lines of what it said.
@@ -149,6 +178,8 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
         import_failures: Vec::new(),
         from_build_prefix: Vec::new(),
         failing_in_interpreter_too: Vec::new(),
+        bundled_stdlib: None,
+        stdlib: None,
         seconds: 0.0,
         ok: false,
     };
@@ -207,6 +238,7 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
     };
     let executable = bin.join(command);
     report.executable = Some(executable.clone());
+    report.bundled_stdlib = bundled_stdlib(&venv);
 
     let wanted = baseline.finish(&interp, limit)?;
     report.failing_in_interpreter_too = wanted.failed.clone();
@@ -276,8 +308,21 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
             error: file.clone(),
         })
         .collect();
+    report.stdlib = run.stdlib.clone();
     if let Some(message) = run_problem(&output, &run, limit) {
         return Ok(report.fail(Step::Run, message, started));
+    }
+    if let Some(zip) = &report.bundled_stdlib {
+        let inside = format!("{}/", zip.display());
+        let used = report.stdlib.clone().unwrap_or_else(|| "unknown".into());
+        if !used.starts_with(&inside) && !real(&used).starts_with(&inside) {
+            let message = format!(
+                "the wheel bundles a standard library ({}), but the program took its \
+                 `encodings` from {used} (is its runtime finder older than --stdlib?)",
+                zip.display()
+            );
+            return Ok(report.fail(Step::Run, message, started));
+        }
     }
     report.seconds = seconds_since(started);
     report.ok = report.import_failures.is_empty() && report.from_build_prefix.is_empty();

@@ -498,6 +498,16 @@ fn stdlib_bundle_runs_with_no_python_on_the_machine() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let zip = json["bundled_stdlib"].as_str().unwrap();
+    assert!(
+        zip.ends_with("/patch_uwsgi_runtime/python3.11/lib/python311.zip"),
+        "{json:#}"
+    );
+    assert!(
+        json["stdlib"].as_str().unwrap().starts_with(zip),
+        "{json:#}"
+    );
 
     // Sizes, for the README's table (printed with --nocapture).
     for (what, wheel) in [
@@ -624,6 +634,29 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
         std::fs::read(&bundled).unwrap(),
         std::fs::read(again_dir.join(wheel.file_name().unwrap())).unwrap(),
         "bundling twice differs from once"
+    );
+    // The written wheel gets the mode of any new file (not mkstemp's 0600), and the folder holds
+    // nothing else: under umask 027, 0640.
+    let umask_dir = work.path().join("umask");
+    std::fs::create_dir(&umask_dir).unwrap();
+    let out = Command::new("sh")
+        .args(["-c", "umask 027 && exec \"$@\"", "sh"])
+        .arg(env!("CARGO_BIN_EXE_patch_uwsgi"))
+        .arg("bundle")
+        .arg(wheel)
+        .arg("-w")
+        .arg(&umask_dir)
+        .arg("--python")
+        .arg(&py.python)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
+    let written: Vec<_> = std::fs::read_dir(&umask_dir).unwrap().flatten().collect();
+    assert_eq!(written.len(), 1, "leftovers: {written:?}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        written[0].metadata().unwrap().permissions().mode() & 0o777,
+        0o640
     );
     let Some(repaired) = repair(&bundled, &work.path().join("repaired")) else {
         return;

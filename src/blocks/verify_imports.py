@@ -11,6 +11,8 @@ def say(line):
 
 say('version %d.%d.%d' % tuple(sys.version_info[:3]))
 say('builtin ' + ' '.join(sorted(sys.builtin_module_names)))
+# encodings is imported at every start and never frozen: where the standard library came from.
+say('stdlib ' + (getattr(sys.modules.get('encodings'), '__file__', None) or 'unknown'))
 wanted = os.environ.get('PATCH_UWSGI_VERIFY_MODULES')
 if wanted is None:
     found = set()
