@@ -440,7 +440,7 @@ fn unwritable_prefix_extracts_into_the_cache_folder() {
             .arg(&python)
             .arg("--manylinux-root")
             .arg(root.path());
-        command.output().unwrap()
+        support::output_of_fresh_copy(&mut command)
     };
     let out = run(true);
     let (stdout, stderr) = texts(&out);

@@ -340,16 +340,7 @@ fn permission_denied_exits_2_and_changes_nothing() {
         if args[0] == "apply" {
             command.arg(&probe);
         }
-        // The copy was just written: a child another test thread forked meanwhile may still
-        // hold the write descriptor until it execs (ETXTBSY, "Text file busy"). Retry that.
-        let mut out = command.output().unwrap();
-        for _ in 0..50 {
-            if !texts(&out).1.contains("Text file busy") {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            out = command.output().unwrap();
-        }
+        let out = support::output_of_fresh_copy(&mut command);
         let (_, stderr) = texts(&out);
         if args[0] == "revert" {
             // Nothing to revert on a pristine tree: no write is attempted.

@@ -378,3 +378,19 @@ pub fn debian_python311() -> Option<PathBuf> {
         None
     }
 }
+
+/// `command.output()` for a program file the test has just copied: a child that another test
+/// thread forked meanwhile may still hold the copy's write descriptor until it execs, and the
+/// exec then fails with ETXTBSY ("Text file busy", also as `setpriv`'s message). Retried for
+/// up to 5 s.
+pub fn output_of_fresh_copy(command: &mut Command) -> Output {
+    for _ in 0..50 {
+        match command.output() {
+            Err(e) if e.raw_os_error() == Some(26) => {}
+            Ok(out) if texts(&out).1.contains("Text file busy") => {}
+            other => return other.unwrap(),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    command.output().unwrap()
+}
