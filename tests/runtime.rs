@@ -73,16 +73,73 @@ impl Built {
     fn hidden(&self, program: &Path, name: &str) -> PathBuf {
         with_build_prefix_hidden(&self.py, self.work.path(), program, name)
     }
+
+    /// `program` started with `env -i` and no Python reachable: the build interpreter, Debian's
+    /// python3 executables and standard library hidden (`unshare -m`, tmpfs, /dev/null binds).
+    /// Asserts that Debian's python3.11 does not start in there.
+    fn with_no_python(&self, program: &Path, name: &str) -> PathBuf {
+        let work = self.work.path();
+        let mut hide = String::new();
+        for prefix in self.build_prefixes() {
+            hide += &format!("mount -t tmpfs none '{}' || exit 97\n", prefix.display());
+        }
+        hide += "for d in /usr/lib/python3 /usr/lib/python3.11 /usr/local/lib/python3.11; do\n\
+                 \x20 [ -d \"$d\" ] && { mount -t tmpfs none \"$d\" || exit 97; }\ndone\n\
+                 for f in /usr/bin/python3*; do mount --bind /dev/null \"$f\" || exit 97; done\n\
+                 exec \"$@\"\n";
+        let hider = support::script(work, &format!("{name}-hide"), &hide);
+        let probe = Command::new("env")
+            .args(["-i", "unshare", "-m"])
+            .arg(&hider)
+            .args(["/usr/bin/python3.11", "-c", "pass"])
+            .output()
+            .unwrap();
+        assert!(!probe.status.success(), "python3.11 still runs");
+        support::script(
+            work,
+            name,
+            &format!(
+                "exec env -i unshare -m '{}' '{}' \"$@\"\n",
+                hider.display(),
+                program.display()
+            ),
+        )
+    }
+
+    /// `wheel` unpacked (as `python -m zipfile -e` does) into `work/<name>`.
+    fn unpack(&self, wheel: &Path, name: &str) -> PathBuf {
+        let unpacked = self.work.path().join(name);
+        std::fs::create_dir(&unpacked).unwrap();
+        assert!(Command::new("python3")
+            .args(["-m", "zipfile", "-e"])
+            .arg(wheel)
+            .arg(&unpacked)
+            .status()
+            .unwrap()
+            .success());
+        unpacked
+    }
+}
+
+/// Make a file unpacked from a zip (which keeps no modes here) executable.
+fn executable(path: &Path) {
+    assert!(path.is_file(), "{} is not in the wheel", path.display());
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }
 
 fn built_wheel() -> Option<Built> {
+    built_wheel_for("3.11")
+}
+
+/// `pip wheel` of uWSGI 2.0.31 for a static-only copy of pyenv's CPython `minor`.
+fn built_wheel_for(minor: &str) -> Option<Built> {
     let tools = tool_wheels()?;
     let debian = support::debian_python311()?;
     if !support::running_as_root() {
         support::missing("root, to hide the build prefix with unshare -m and tmpfs mounts");
         return None;
     }
-    let py = static_python("3.11")?;
+    let py = static_python(minor)?;
     let work = tempfile::tempdir().unwrap();
     let tree = uwsgi_source("2.0.31", work.path())?;
     let manylinux_root = support::uwsgi::manylinux_root(&py);
@@ -396,48 +453,10 @@ fn stdlib_bundle_runs_with_no_python_on_the_machine() {
     let Some(repaired) = repair(&bundled, &work.join("repaired")) else {
         return;
     };
-    let unpacked = work.join("unpacked");
-    std::fs::create_dir(&unpacked).unwrap();
-    assert!(Command::new("python3")
-        .args(["-m", "zipfile", "-e"])
-        .arg(&repaired)
-        .arg(&unpacked)
-        .status()
-        .unwrap()
-        .success());
-    let executable = unpacked.join("uwsgi.scripts/uwsgi");
-    assert!(executable.is_file(), "auditwheel moved it elsewhere");
-    std::fs::set_permissions(
-        &executable,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let mut hide = String::new();
-    for prefix in built.build_prefixes() {
-        hide += &format!("mount -t tmpfs none '{}' || exit 97\n", prefix.display());
-    }
-    hide += "for d in /usr/lib/python3 /usr/lib/python3.11 /usr/local/lib/python3.11; do\n\
-             \x20 [ -d \"$d\" ] && { mount -t tmpfs none \"$d\" || exit 97; }\ndone\n\
-             for f in /usr/bin/python3*; do mount --bind /dev/null \"$f\" || exit 97; done\n\
-             exec \"$@\"\n";
-    let hider = support::script(work, "hide-all-pythons", &hide);
-    let launcher = support::script(
-        work,
-        "uwsgi-no-python",
-        &format!(
-            "exec env -i unshare -m '{}' '{}' \"$@\"\n",
-            hider.display(),
-            executable.display()
-        ),
-    );
-    // Nothing of Python is left: the system's python3 does not start in there.
-    let probe = Command::new("env")
-        .args(["-i", "unshare", "-m"])
-        .arg(&hider)
-        .args(["/usr/bin/python3.11", "-c", "pass"])
-        .output()
-        .unwrap();
-    assert!(!probe.status.success(), "python3.11 still runs");
+    let unpacked = built.unpack(&repaired, "unpacked");
+    let program = unpacked.join("uwsgi.scripts/uwsgi");
+    executable(&program);
+    let launcher = built.with_no_python(&program, "uwsgi-no-python");
     let (app, modules) = runtime_app(work, &built.py, &[]);
     let body = serve_with(&launcher, &app, &[]);
     let answer = check_answer(&body, &built, &modules, "env -i, no Python");
@@ -835,4 +854,59 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(support::texts(&out).1.contains("is not a wheel"));
+}
+
+/// `bundle --stdlib` on the oldest and newest minors cibuildwheel builds for here (3.8: C
+/// getpath; 3.13: getpath.py, another frozen set): the unpacked wheel's own executable, under
+/// `env -i` with no Python reachable, takes its stdlib from the zip and its extension modules
+/// (those with grafted-to-be libraries too) from the bundle.
+#[test]
+fn stdlib_bundle_runs_with_no_python_on_other_minors() {
+    for minor in ["3.8", "3.13"] {
+        let Some(built) = built_wheel_for(minor) else {
+            return;
+        };
+        let bundled = built.bundle(&built.wheel, "bundled-stdlib", true);
+        let unpacked = built.unpack(&bundled, "unpacked");
+        // uWSGI's dist name is spelled `uWSGI` on some Pythons' setuptools: find the scripts.
+        let data = std::fs::read_dir(&unpacked)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(".data"))
+            .expect("a .data folder");
+        let program = data.join("scripts/uwsgi");
+        executable(&program);
+        let script = built.work.path().join("imports.py");
+        std::fs::write(
+            &script,
+            "import sys, math, json, _ssl, _ctypes, _sqlite3\n\
+             print('ANSWER', sys.prefix, json.__file__, math.__file__, _ssl.__file__)\n",
+        )
+        .unwrap();
+        let out = Command::new(built.with_no_python(&program, "uwsgi-no-python"))
+            .arg("--pyrun")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = support::texts(&out);
+        let said = format!("{stdout}{stderr}");
+        let answer = said
+            .lines()
+            .find_map(|l| l.strip_prefix("ANSWER "))
+            .unwrap_or_else(|| panic!("{minor}: {said}"));
+        let words: Vec<&str> = answer.split(' ').collect();
+        let runtime = std::fs::canonicalize(&unpacked)
+            .unwrap()
+            .join(format!("patch_uwsgi_runtime/python{minor}"));
+        assert_eq!(words[0], runtime.to_str().unwrap(), "{minor}: {said}");
+        let zip = format!("/lib/python{}.zip/", minor.replace('.', ""));
+        assert!(words[1].contains(&zip), "{minor}: json from {}", words[1]);
+        for file in &words[2..] {
+            assert!(
+                file.starts_with(&format!("{}/lib-dynload/", runtime.display())),
+                "{minor}: {file}"
+            );
+        }
+    }
 }
