@@ -7,8 +7,11 @@
 //! The recipes are pure text functions ([`patch_text`], [`revert_text`]) usable from a
 //! `build.rs`; [`apply`], [`check`], [`diff`] and [`revert`] work on a tree on disk, all or
 //! nothing; [`locate`] finds the static archive and [`verify`] links and runs a program
-//! embedding the interpreter with the plan, in about a second. The library prints nothing and
-//! never exits the process.
+//! embedding the interpreter with the plan, in about a second. For the wheels users get,
+//! [`bundle`] adds the build interpreter's runtime (extension modules, and with
+//! [`BundleOptions::stdlib`] its standard library) where the executable's runtime finder looks,
+//! and [`verify_wheel`] installs a wheel into a fresh venv and runs its `uwsgi` as users do. The
+//! library prints nothing and never exits the process.
 //!
 //! ```no_run
 //! use patch_uwsgi::{apply, Options};
