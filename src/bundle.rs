@@ -63,8 +63,9 @@ pub struct BundleOptions {
 
 /// Write to `out_dir` a copy of every wheel with the target interpreter's runtime added. All
 /// wheels are written or none; bad input (not a wheel, a corrupt one, no executable embedding
-/// libpython, one linked to a shared libpython, a Python tag other than the interpreter's, an
-/// output folder that cannot be written) is an [`Error::Bundle`].
+/// libpython, one linked to a shared libpython, a Python tag other than the interpreter's,
+/// `stdlib` for an executable whose runtime finder predates it, an output folder that cannot be
+/// written) is an [`Error::Bundle`].
 pub fn bundle(
     wheels: &[PathBuf],
     out_dir: &Path,
