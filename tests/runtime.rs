@@ -170,6 +170,13 @@ fn built_wheel_for(minor: &str) -> Option<Built> {
     })
 }
 
+/// A new empty folder `dir/name`.
+fn empty_dir(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir(&path).unwrap();
+    path
+}
+
 fn only_wheel(dir: &Path) -> PathBuf {
     let wheels: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -682,6 +689,26 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
     };
     let (code, json) = verify_wheel(&repaired, Some(debian));
     assert_eq!(code, Some(0), "repaired: {json:#}");
+    // Bundling after repair would leave the modules' libraries ungrafted: refused.
+    let out = bundle(
+        &[&repaired],
+        &empty_dir(work.path(), "after-repair"),
+        &py.python,
+        false,
+    );
+    let (_, stderr) = support::texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("already repaired by auditwheel (uwsgi.scripts/uwsgi)")
+            && stderr.contains("before `auditwheel repair`"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(work.path().join("after-repair"))
+            .unwrap()
+            .count(),
+        0
+    );
 
     // Bad input: exit 2, one message, nothing written.
     let empty = work.path().join("empty-out");

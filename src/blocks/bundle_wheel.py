@@ -134,6 +134,12 @@ def plan(wheel, stdlib):
     embedding = []
     shared = []
     for member in members:
+        top = member.filename.split('/')[0]
+        if top.endswith('.scripts') and archive.read(member).startswith(b'\x7fELF'):
+            # auditwheel's layout: grafting already happened, without the modules' libraries.
+            raise Refused('%s was already repaired by auditwheel (%s): bundle the wheel as built, '
+                          'before `auditwheel repair`, so that auditwheel also grafts the '
+                          'libraries the bundled modules need' % (wheel, member.filename))
         if '.data/scripts/' not in member.filename:
             continue
         data = archive.read(member)
