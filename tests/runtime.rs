@@ -359,27 +359,43 @@ fn bundled_wheel_serves_in_every_runtime() {
     let venv_real = std::fs::canonicalize(&venv).unwrap();
     let launcher = built.hidden(&venv.join("bin/uwsgi"), "uwsgi-venv");
     let home = venv.as_os_str();
-    let option_sets: [(&str, Vec<&OsStr>, &Path); 4] = [
-        ("venv/bin/uwsgi", vec![], &app),
-        ("--home venv", vec![OsStr::new("--home"), home], &app),
+    let usr = Path::new("/usr");
+    // (what, uWSGI options, app, the sys.prefix it must run with)
+    let option_sets: [(&str, Vec<&OsStr>, &Path, &Path); 5] = [
+        ("venv/bin/uwsgi", vec![], &app, &venv_real),
+        (
+            "--home venv",
+            vec![OsStr::new("--home"), home],
+            &app,
+            &venv_real,
+        ),
         (
             "--virtualenv venv",
             vec![OsStr::new("--virtualenv"), home],
             &app,
+            &venv_real,
         ),
         (
             "--pythonpath extra",
             vec![OsStr::new("--pythonpath"), extra.as_os_str()],
             &app_with_helper,
+            &venv_real,
+        ),
+        // The user's home wins over the one the finder found: here the system's Python.
+        (
+            "--home /usr",
+            vec![OsStr::new("--home"), usr.as_os_str()],
+            &app,
+            usr,
         ),
     ];
-    for (what, options, app) in option_sets {
+    for (what, options, app, prefix) in option_sets {
         let body = serve_with(&launcher, app, &options);
         let answer = check_answer(&body, &built, &modules, what);
         assert_eq!(
             std::fs::canonicalize(answer["prefix"].as_str().unwrap()).unwrap(),
-            venv_real,
-            "{what}: the venv is not sys.prefix"
+            prefix,
+            "{what}: sys.prefix"
         );
         // The grafted OpenSSL, not the system's.
         if modules.iter().any(|m| m == "_ssl") {
