@@ -47,6 +47,9 @@ pub struct BundledWheel {
 pub struct BundleReport {
     /// The folder inside the wheels, `patch_uwsgi_runtime/pythonX.Y/`.
     pub runtime: String,
+    /// Extension modules left out ([`BundleOptions::exclude`]).
+    #[serde(default)]
+    pub excluded: Vec<String>,
     /// Every wheel written.
     pub wheels: Vec<BundledWheel>,
 }
@@ -59,6 +62,10 @@ pub struct BundleOptions {
     pub options: Options,
     /// Also bundle the standard library: the wheel's uwsgi then runs with no Python installed.
     pub stdlib: bool,
+    /// Extension modules to leave out (e.g. `_tkinter`, whose Tcl/Tk and X11 libraries
+    /// auditwheel would otherwise graft); each must be one of the interpreter's. They are
+    /// listed in the wheel, and `verify --wheel` does not expect them.
+    pub exclude: Vec<String>,
 }
 
 /// Write to `out_dir` a copy of every wheel with the target interpreter's runtime added. All
@@ -83,6 +90,11 @@ pub fn bundle(
             .arg("-c")
             .arg(BUNDLE_SCRIPT)
             .args(bundle_options.stdlib.then_some("--stdlib"))
+            .args(if bundle_options.exclude.is_empty() {
+                vec![]
+            } else {
+                vec!["--exclude".to_string(), bundle_options.exclude.join(",")]
+            })
             .arg(out_dir)
             .args(wheels)
             .env_remove("PYTHONHOME")

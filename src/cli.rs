@@ -45,6 +45,9 @@ options:
   -w, --wheel-dir DIR  (bundle) where to write the wheels (must exist)
   --stdlib            (bundle) add the standard library too, as a zip: the uwsgi then needs no
                       Python on the machine (its own stdlib, whatever Python the venv has)
+  --exclude NAMES     (bundle) leave out these extension modules (comma-separated, e.g.
+                      _tkinter,_curses: no Tcl/Tk or X11 libraries grafted); verify --wheel
+                      then does not expect them
   --json              report as JSON on stdout
   --quiet             print nothing but errors
   --help, --version
@@ -108,10 +111,11 @@ pub struct Args {
     pub probe: Option<PathBuf>,
     /// `verify --wheel WHEEL`.
     pub wheel: Option<PathBuf>,
-    /// `bundle`: the wheels, `-w DIR` and `--stdlib`.
+    /// `bundle`: the wheels, `-w DIR`, `--stdlib` and `--exclude`.
     pub wheels: Vec<PathBuf>,
     pub wheel_dir: Option<PathBuf>,
     pub stdlib: bool,
+    pub exclude: Vec<String>,
     pub json: bool,
     pub quiet: bool,
 }
@@ -162,6 +166,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
     let mut wheels = Vec::new();
     let mut wheel_dir = None;
     let mut stdlib = false;
+    let mut exclude: Vec<String> = Vec::new();
     while let Some(arg) = parser.next()? {
         match arg {
             Long("help") | Short('h') => return Ok(Parsed::Help),
@@ -195,6 +200,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
             Long("wheel") => wheel = Some(PathBuf::from(parser.value()?)),
             Long("wheel-dir") | Short('w') => wheel_dir = Some(PathBuf::from(parser.value()?)),
             Long("stdlib") => stdlib = true,
+            Long("exclude") => exclude.extend(
+                parser
+                    .value()?
+                    .string()?
+                    .split(',')
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_string),
+            ),
             Long("json") => json = true,
             Long("quiet") | Short('q') => quiet = true,
             Value(value) if command.is_none() => {
@@ -235,8 +248,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
     if command != Command::Bundle && wheel_dir.is_some() {
         return Err("-w/--wheel-dir is an option of bundle only".into());
     }
-    if command != Command::Bundle && stdlib {
-        return Err("--stdlib is an option of bundle only".into());
+    if command != Command::Bundle && (stdlib || !exclude.is_empty()) {
+        return Err("--stdlib and --exclude are options of bundle only".into());
     }
     let options = &mut verify.options;
     if command == Command::Locate && !mode_given {
@@ -252,6 +265,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
         wheels,
         wheel_dir,
         stdlib,
+        exclude,
         json,
         quiet,
     })))
@@ -326,7 +340,7 @@ mod tests {
             (&["bundle", "a.whl", "-w", "out", "--stdlib"], None),
             (
                 &["verify", "--stdlib"],
-                Some("--stdlib is an option of bundle only"),
+                Some("--stdlib and --exclude are options of bundle only"),
             ),
         ];
         for (args, want) in cases {

@@ -49,6 +49,7 @@ fn run(args: &Args) -> patch_uwsgi::Result<Outcome> {
             &patch_uwsgi::BundleOptions {
                 options: options.clone(),
                 stdlib: args.stdlib,
+                exclude: args.exclude.clone(),
             },
         )?),
         Command::Verify => match &args.wheel {

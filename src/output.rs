@@ -234,6 +234,13 @@ pub fn print_wheel_verification(
             w.import_failures.len()
         )?;
     }
+    if !w.excluded.is_empty() {
+        writeln!(
+            out,
+            "  left out by bundle --exclude (not tried): {}",
+            w.excluded.join(", ")
+        )?;
+    }
     if let (Some(zip), Some(used)) = (&w.bundled_stdlib, &w.stdlib) {
         writeln!(
             out,
@@ -267,6 +274,9 @@ pub fn print_wheel_verification(
 }
 
 pub fn print_bundle(out: &mut impl Write, report: &BundleReport) -> std::io::Result<()> {
+    if !report.excluded.is_empty() {
+        writeln!(out, "left out: {}", report.excluded.join(", "))?;
+    }
     for wheel in &report.wheels {
         let stdlib = match wheel.stdlib_modules {
             0 => String::new(),

@@ -51,6 +51,9 @@ pub struct WheelVerification {
     pub from_build_prefix: Vec<ImportFailure>,
     /// Extension modules the build interpreter cannot import either (not counted).
     pub failing_in_interpreter_too: Vec<ImportFailure>,
+    /// Extension modules the wheel's bundle leaves out on purpose (`bundle --exclude`): not
+    /// tried.
+    pub excluded: Vec<String>,
     /// The standard library the wheel bundles (`bundle --stdlib`), as installed, if it does.
     pub bundled_stdlib: Option<PathBuf>,
     /// Where the program's standard library came from (its `encodings` package).
@@ -82,29 +85,50 @@ fn names_in(dir: &Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// The entries of a folder (none if it cannot be read).
+fn children(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// The runtime folders the wheel installed into the venv
+/// (`lib/pythonX.Y/site-packages/patch_uwsgi_runtime/pythonX.Y/`).
+fn runtime_folders(venv: &Path) -> Vec<PathBuf> {
+    children(&venv.join("lib"))
+        .iter()
+        .flat_map(|python_dir| children(&python_dir.join("site-packages/patch_uwsgi_runtime")))
+        .collect()
+}
+
+/// The modules `bundle --exclude` left out, as listed in the runtime folder's `excluded.txt`.
+fn excluded_modules(venv: &Path) -> Vec<String> {
+    runtime_folders(venv)
+        .iter()
+        .filter_map(|runtime| std::fs::read_to_string(runtime.join("excluded.txt")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// The bundled standard library zip in the venv's site-packages, if the wheel installed one
-/// (`lib/pythonX.Y/site-packages/patch_uwsgi_runtime/pythonX.Y/<platlibdir>/pythonXY.zip`).
+/// (`<runtime folder>/<platlibdir>/pythonXY.zip`).
 fn bundled_stdlib(venv: &Path) -> Option<PathBuf> {
-    let children = |dir: &Path| -> Vec<PathBuf> {
-        std::fs::read_dir(dir)
-            .map(|entries| entries.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default()
-    };
-    for python_dir in children(&venv.join("lib")) {
-        for runtime in children(&python_dir.join("site-packages/patch_uwsgi_runtime")) {
-            for libdir in children(&runtime) {
-                let found = children(&libdir).into_iter().find(|p| {
-                    p.extension().is_some_and(|x| x == "zip")
-                        && p.file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with("python"))
-                });
-                if let Some(zip) = found {
-                    return std::fs::canonicalize(&zip).ok().or(Some(zip));
-                }
-            }
-        }
-    }
-    None
+    let zip = runtime_folders(venv)
+        .iter()
+        .flat_map(|runtime| children(runtime))
+        .flat_map(|libdir| children(&libdir))
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "zip")
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("python"))
+        })?;
+    std::fs::canonicalize(&zip).ok().or(Some(zip))
 }
 
 /// Run `command` to the end (bounded); `Err` holds the last lines of what it said.
@@ -178,6 +202,7 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
         import_failures: Vec::new(),
         from_build_prefix: Vec::new(),
         failing_in_interpreter_too: Vec::new(),
+        excluded: Vec::new(),
         bundled_stdlib: None,
         stdlib: None,
         seconds: 0.0,
@@ -239,9 +264,11 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
     let executable = bin.join(command);
     report.executable = Some(executable.clone());
     report.bundled_stdlib = bundled_stdlib(&venv);
+    report.excluded = excluded_modules(&venv);
 
-    let wanted = baseline.finish(&interp, limit)?;
+    let mut wanted = baseline.finish(&interp, limit)?;
     report.failing_in_interpreter_too = wanted.failed.clone();
+    wanted.ok.retain(|module| !report.excluded.contains(module));
     let script = work.path().join("imports.py");
     std::fs::write(&script, IMPORTS_SCRIPT).map_err(|e| Error::io("write", &script, e))?;
     let step_start = Instant::now();

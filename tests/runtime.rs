@@ -667,6 +667,50 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
         assert_eq!(code, Some(0), "bundled, {runtime:?}: {json:#}");
         assert!(names(&json["from_build_prefix"]).is_empty(), "{json:#}");
     }
+    // --exclude: those modules stay out, verify --wheel does not expect them, and auditwheel
+    // then grafts no Tcl/Tk or X11 libraries.
+    let slim_dir = empty_dir(work.path(), "slim");
+    let excluded = ["_curses", "_curses_panel", "_tkinter", "readline"];
+    let out = support::bin()
+        .arg("bundle")
+        .arg(wheel)
+        .args(["-w"])
+        .arg(&slim_dir)
+        .arg("--python")
+        .arg(&py.python)
+        .args([
+            "--exclude",
+            "_tkinter,_curses",
+            "--exclude",
+            "_curses_panel,readline",
+        ])
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["excluded"],
+        serde_json::json!(excluded),
+        "{report:#}"
+    );
+    let slim = slim_dir.join(wheel.file_name().unwrap());
+    let (code, json) = verify_wheel(&slim, Some(debian));
+    assert_eq!(code, Some(0), "slim: {json:#}");
+    assert_eq!(json["excluded"], serde_json::json!(excluded), "{json:#}");
+    let imported = names(&json["imported"]);
+    for module in excluded {
+        assert!(!imported.iter().any(|m| m == module), "{module} tried");
+    }
+    let members = Command::new("python3")
+        .args(["-m", "zipfile", "-l"])
+        .arg(&slim)
+        .output()
+        .unwrap();
+    let members = String::from_utf8_lossy(&members.stdout);
+    assert!(members.contains("lib-dynload/_ssl."), "{members}");
+    assert!(!members.contains("lib-dynload/_tkinter."), "{members}");
+
     // Bundling twice gives the same bytes.
     let again_dir = work.path().join("again");
     std::fs::create_dir(&again_dir).unwrap();
@@ -790,6 +834,16 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
             empty.as_path(),
             py.python.as_path(),
             "uwsgidecorators.py",
+        ),
+        (
+            vec![
+                wheel.as_path(),
+                Path::new("--exclude"),
+                Path::new("_nosuch,math"),
+            ],
+            empty.as_path(),
+            py.python.as_path(),
+            "--exclude _nosuch: not an extension module",
         ),
         (
             vec![old_finder.as_path(), Path::new("--stdlib")],

@@ -7,8 +7,11 @@
 # static archive (those are in sys.builtin_module_names and have no .so).
 # With --stdlib, the standard library too, compiled, as the zip CPython puts first on its path
 # (<home>/<platlibdir>/pythonXY.zip); the finder then makes the runtime folder the Python home.
-# usage: python -S -c SCRIPT [--stdlib] OUTDIR WHEEL...   prints one JSON object; exit 2 with a
-# message. Run with PYTHONHASHSEED=0: set constants are marshalled in hash order.
+# --exclude NAME,... leaves those extension modules out and lists them in
+# <runtime>/excluded.txt, where `verify --wheel` reads what not to expect.
+# usage: python -S -c SCRIPT [--stdlib] [--exclude NAMES] OUTDIR WHEEL...   prints one JSON
+# object; exit 2 with a message. Run with PYTHONHASHSEED=0: set constants are marshalled in
+# hash order.
 import base64
 import hashlib
 import io
@@ -24,6 +27,7 @@ import zlib
 FINDER_MARK = b'patch_uwsgi_runtime/python'
 STDLIB_FINDER_MARK = b'patch-uwsgi runtime finder 2'
 RUNTIME = 'patch_uwsgi_runtime/python%d.%d/' % sys.version_info[:2]
+EXCLUDED = RUNTIME + 'excluded.txt'
 STDLIB_ZIP = RUNTIME + '%s/python%d%d.zip' % ((getattr(sys, 'platlibdir', 'lib'),)
                                              + tuple(sys.version_info[:2]))
 # Python's site module reads .pth files in <home>/lib/pythonX.Y/site-packages at start-up: this
@@ -165,14 +169,27 @@ def plan(wheel, stdlib):
     return archive, members, records[0], embedding
 
 
-def bundled(archive, members, record, stdlib):
+def module_name(entry):
+    # math.cpython-311-x86_64-linux-gnu.so, _ssl.so, mod.abi3.so: the name is before the dot.
+    return entry.split('.')[0]
+
+
+def check_excluded(excluded):
+    available = set(module_name(e) for e in os.listdir(lib_dynload()) if e.endswith('.so'))
+    unknown = sorted(set(excluded) - available)
+    if unknown:
+        raise Refused('--exclude %s: not an extension module of %s (its lib-dynload has: %s)'
+                      % (','.join(unknown), sys.executable, ' '.join(sorted(available))))
+
+
+def bundled(archive, members, record, stdlib, excluded):
     """The new wheel's members: (ZipInfo, bytes) in order, RECORD last."""
     kept = [m for m in members
             if not m.filename.startswith('patch_uwsgi_runtime/') and m.filename != record]
     out = [(m, archive.read(m)) for m in kept]
     folder = lib_dynload()
     for entry in sorted(os.listdir(folder)):
-        if not entry.endswith('.so'):
+        if not entry.endswith('.so') or module_name(entry) in excluded:
             continue
         with open(os.path.join(folder, entry), 'rb') as handle:
             data = handle.read()
@@ -189,6 +206,11 @@ def bundled(archive, members, record, stdlib):
         info.compress_type = zipfile.ZIP_DEFLATED
         info.external_attr = 0o644 << 16
         out.append((info, SITE_PTH_TEXT))
+    if excluded:
+        info = zipfile.ZipInfo(EXCLUDED, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        out.append((info, ''.join(name + '\n' for name in sorted(excluded)).encode('ascii')))
     lines = []
     for info, data in out:
         lines.append('%s,%s,%d' % (info.filename, record_hash(data), len(data)))
@@ -200,10 +222,16 @@ def bundled(archive, members, record, stdlib):
 
 def main():
     arguments = sys.argv[1:]
-    with_stdlib = arguments[:1] == ['--stdlib']
-    if with_stdlib:
-        arguments = arguments[1:]
+    with_stdlib = False
+    excluded = set()
+    while arguments and arguments[0].startswith('--'):
+        option = arguments.pop(0)
+        if option == '--stdlib':
+            with_stdlib = True
+        elif option == '--exclude':
+            excluded.update(name for name in arguments.pop(0).split(',') if name)
     out_dir, wheels = arguments[0], arguments[1:]
+    check_excluded(excluded)
     if not os.path.isdir(out_dir):
         raise Refused('%s: the output folder does not exist' % out_dir)
     planned = [plan(wheel, with_stdlib) for wheel in wheels]
@@ -223,7 +251,7 @@ def main():
             staged.append((temp, target))
             # mkstemp makes the file private; a wheel gets the mode any new file would.
             os.chmod(temp, 0o666 & ~umask)
-            entries = bundled(archive, members, record, stdlib)
+            entries = bundled(archive, members, record, stdlib, excluded)
             with zipfile.ZipFile(temp, 'w') as new:
                 for info, data in entries:
                     new.writestr(info, data)
@@ -240,7 +268,8 @@ def main():
             if os.path.exists(temp):
                 os.unlink(temp)
         raise
-    sys.stdout.write(json.dumps({'runtime': RUNTIME, 'wheels': report}))
+    sys.stdout.write(json.dumps({'runtime': RUNTIME, 'excluded': sorted(excluded),
+                                 'wheels': report}))
 
 
 try:
