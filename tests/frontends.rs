@@ -395,22 +395,11 @@ fn stock_tree_reuses_objects_compiled_for_another_python() {
     let Some(tree) = uwsgi_source("2.0.31", work.path()) else {
         return;
     };
+    let out = work.path().join("out");
     let pip_wheel = |python: &Path| {
-        let mut command = frontend_command(python, &wheels);
-        command
-            .current_dir(&tree)
-            .args([
-                "-m",
-                "pip",
-                "wheel",
-                "-q",
-                "--use-pep517",
-                "--no-deps",
-                "-w",
-            ])
-            .arg(work.path().join("out"))
-            .arg(".");
-        command.output().unwrap()
+        support::tools::pip_wheel(python, &wheels, &tree, &out)
+            .output()
+            .unwrap()
     };
     let first = pip_wheel(&py312);
     assert!(

@@ -12,7 +12,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::tools::{auditwheel, frontend_command, run_ok, tool_wheels};
+use support::tools::{auditwheel, frontend_command, pip_wheel, run_ok, tool_wheels};
 use support::uwsgi::{apply_from_tarball, serve_with, uwsgi_source, with_build_prefix_hidden};
 use support::{static_python, StaticPython};
 
@@ -45,7 +45,8 @@ impl Built {
     fn bundle(&self, wheel: &Path, name: &str, stdlib: bool) -> PathBuf {
         let out_dir = self.work.path().join(name);
         std::fs::create_dir(&out_dir).unwrap();
-        let out = bundle(&[wheel], &out_dir, &self.py.python, stdlib);
+        let options: &[&str] = if stdlib { &["--stdlib"] } else { &[] };
+        let out = bundle(&[wheel], &out_dir, &self.py.python, options);
         assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
         out_dir.join(wheel.file_name().unwrap())
     }
@@ -145,19 +146,7 @@ fn built_wheel_for(minor: &str) -> Option<Built> {
     let manylinux_root = support::uwsgi::manylinux_root(&py);
     apply_from_tarball(&py, &tree, manylinux_root.path());
     let out_dir = work.path().join("built");
-    let mut pip = frontend_command(&py.python, &tools);
-    pip.current_dir(&tree)
-        .args([
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--use-pep517",
-            "--no-deps",
-            "-w",
-        ])
-        .arg(&out_dir)
-        .arg(".");
+    let pip = pip_wheel(&py.python, &tools, &tree, &out_dir);
     run_ok(pip, "pip wheel");
     let wheel = only_wheel(&out_dir);
     Some(Built {
@@ -188,20 +177,19 @@ fn only_wheel(dir: &Path) -> PathBuf {
     wheels.into_iter().next().unwrap()
 }
 
-fn bundle(wheels: &[&Path], out_dir: &Path, python: &Path, stdlib: bool) -> Output {
-    let mut command = support::bin();
-    command
+/// `patch_uwsgi bundle WHEELS -w OUT_DIR --python PYTHON --json OPTIONS`.
+fn bundle(wheels: &[&Path], out_dir: &Path, python: &Path, options: &[&str]) -> Output {
+    support::bin()
         .arg("bundle")
         .args(wheels)
         .arg("-w")
         .arg(out_dir)
         .arg("--python")
         .arg(python)
-        .arg("--json");
-    if stdlib {
-        command.arg("--stdlib");
-    }
-    command.output().unwrap()
+        .arg("--json")
+        .args(options)
+        .output()
+        .unwrap()
 }
 
 /// `auditwheel repair` as the README's `repair-wheel-command` runs it; `None` (a failure under
@@ -654,7 +642,7 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
     // and grafted the libraries the bundled modules need.
     let bundled_dir = work.path().join("bundled");
     std::fs::create_dir(&bundled_dir).unwrap();
-    let out = bundle(&[wheel], &bundled_dir, &py.python, false);
+    let out = bundle(&[wheel], &bundled_dir, &py.python, &[]);
     assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
@@ -671,22 +659,17 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
     // then grafts no Tcl/Tk or X11 libraries.
     let slim_dir = empty_dir(work.path(), "slim");
     let excluded = ["_curses", "_curses_panel", "_tkinter", "readline"];
-    let out = support::bin()
-        .arg("bundle")
-        .arg(wheel)
-        .args(["-w"])
-        .arg(&slim_dir)
-        .arg("--python")
-        .arg(&py.python)
-        .args([
+    let out = bundle(
+        &[wheel],
+        &slim_dir,
+        &py.python,
+        &[
             "--exclude",
             "_tkinter,_curses",
             "--exclude",
             "_curses_panel,readline",
-        ])
-        .arg("--json")
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
@@ -714,7 +697,7 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
     // Bundling twice gives the same bytes.
     let again_dir = work.path().join("again");
     std::fs::create_dir(&again_dir).unwrap();
-    let out = bundle(&[&bundled], &again_dir, &py.python, false);
+    let out = bundle(&[&bundled], &again_dir, &py.python, &[]);
     assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
     assert_eq!(
         std::fs::read(&bundled).unwrap(),
@@ -754,7 +737,7 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
         &[&repaired],
         &empty_dir(work.path(), "after-repair"),
         &py.python,
-        false,
+        &[],
     );
     let (_, stderr) = support::texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -822,68 +805,72 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
         .unwrap()
         .success());
     let (_, py312) = support::require_python("3.12").expect("pyenv 3.12");
-    for (wheels, out_dir, python, wanted) in [
+    for (wheels, options, out_dir, python, wanted) in [
         (
             vec![fake_wheel.as_path()],
+            vec![],
             empty.as_path(),
             py.python.as_path(),
             "not a readable wheel",
         ),
         (
             vec![corrupt.as_path()],
+            vec![],
             empty.as_path(),
             py.python.as_path(),
             "uwsgidecorators.py",
         ),
         (
-            vec![
-                wheel.as_path(),
-                Path::new("--exclude"),
-                Path::new("_nosuch,math"),
-            ],
+            vec![wheel.as_path()],
+            vec!["--exclude", "_nosuch,math"],
             empty.as_path(),
             py.python.as_path(),
             "--exclude _nosuch: not an extension module",
         ),
         (
-            vec![old_finder.as_path(), Path::new("--stdlib")],
+            vec![old_finder.as_path()],
+            vec!["--stdlib"],
             empty.as_path(),
             py.python.as_path(),
             "older patch-uwsgi",
         ),
         (
             vec![wheel.as_path()],
+            vec![],
             empty.as_path(),
             py312.as_path(),
             "is tagged cp311",
         ),
         (
             vec![wheel.as_path()],
+            vec![],
             Path::new("/nonexistent/out"),
             py.python.as_path(),
             "does not exist",
         ),
         (
             vec![wheel.as_path(), fake_wheel.as_path()],
+            vec![],
             empty.as_path(),
             py.python.as_path(),
             "not a readable wheel",
         ),
         (
             vec![shared.as_path()],
+            vec![],
             empty.as_path(),
             py.python.as_path(),
             "links a shared libpython",
         ),
         (
             vec![plain.as_path()],
+            vec![],
             empty.as_path(),
             py.python.as_path(),
             "no executable in it embeds",
         ),
     ] {
-        // `--stdlib` rides in the list of wheels (the parser takes options anywhere).
-        let out = bundle(&wheels, out_dir, python, false);
+        let out = bundle(&wheels, out_dir, python, &options);
         let (_, stderr) = support::texts(&out);
         assert_eq!(out.status.code(), Some(2), "{wanted}: {stderr}");
         assert!(

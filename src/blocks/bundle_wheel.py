@@ -136,6 +136,7 @@ def plan(wheel, stdlib):
     if len(records) != 1:
         raise Refused('%s: expected one .dist-info/RECORD, found %d' % (wheel, len(records)))
     embedding = []
+    old = []  # embedding, with a finder that predates a bundled stdlib
     shared = []
     for member in members:
         top = member.filename.split('/')[0]
@@ -151,10 +152,11 @@ def plan(wheel, stdlib):
             continue
         if FINDER_MARK in data:
             embedding.append(member.filename)
+            if STDLIB_FINDER_MARK not in data:
+                old.append(member.filename)
         elif re.search(br'libpython\d\.\d+[a-z]*\.so', data):
             shared.append(member.filename)
     if stdlib and embedding:
-        old = [name for name in embedding if STDLIB_FINDER_MARK not in archive.read(name)]
         if old:
             raise Refused('%s: %s was built with an older patch-uwsgi whose runtime finder does '
                           'not know a bundled standard library: apply this version, rebuild, '

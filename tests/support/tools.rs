@@ -46,6 +46,26 @@ fn download_tool_wheels() -> Option<PathBuf> {
     Some(wheels)
 }
 
+/// `python -m pip wheel -q --use-pep517 --no-deps -w OUT .` run in `tree`, with the
+/// environment of [`frontend_command`].
+pub fn pip_wheel(python: &Path, wheels: &Path, tree: &Path, out: &Path) -> Command {
+    let mut command = frontend_command(python, wheels);
+    command
+        .current_dir(tree)
+        .args([
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--use-pep517",
+            "--no-deps",
+            "-w",
+        ])
+        .arg(out)
+        .arg(".");
+    command
+}
+
 /// A command with the environment every build here gets: offline installs from the tool
 /// wheels, uWSGI's small `pyonly` profile (core + python plugin), two compile jobs, and none of
 /// the variables that would change what uWSGI rebuilds.
