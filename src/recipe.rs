@@ -139,7 +139,7 @@ pub static RECIPES: &[Recipe] = &[
     },
     Recipe {
         id: "plugin-link-plan",
-        version: 4,
+        version: 5,
         file: FileKind::PythonPlugin,
         variants: &[
             PluginVariant::Baseline,
@@ -650,7 +650,7 @@ mod tests {
                 "has no end marker",
             ),
             (
-                good.replace("# >>> patch-uwsgi:plugin-link-plan v4 >>>\n", ""),
+                good.replace("# >>> patch-uwsgi:plugin-link-plan v5 >>>\n", ""),
                 "end marker without a begin",
             ),
             (
