@@ -30,8 +30,8 @@ pub struct BundledWheel {
     pub wheel: PathBuf,
     /// The wheel written (same name, in the output folder).
     pub output: PathBuf,
-    /// The executables in it that embed libpython and find the runtime.
-    pub executables: Vec<String>,
+    /// The executables in it that embed libpython and find the runtime, wherever they are.
+    pub executables: Vec<BundledExecutable>,
     /// How many extension modules were added.
     pub modules: usize,
     /// How many standard library modules the bundled zip holds (0 without `stdlib`).
@@ -40,6 +40,15 @@ pub struct BundledWheel {
     pub bytes_before: u64,
     /// Size of the wheel written.
     pub bytes_after: u64,
+}
+
+/// An executable of a wheel that embeds a static libpython with the runtime finder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundledExecutable {
+    /// Its path in the wheel (`uwsgi-2.0.31.data/scripts/uwsgi`, `myserver/bin/myserver`).
+    pub path: String,
+    /// The Python minor it embeds, `X.Y` (read from its finder).
+    pub python: String,
 }
 
 /// What [`bundle`] did (also its JSON shape).

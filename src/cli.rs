@@ -42,7 +42,7 @@ options:
   --runtime-python PATH  (verify) also run against this Python's stdlib, as a shipped binary
                       would meet it; (verify --wheel) the Python to install the wheel for
                       (default: the target Python)
-  -w, --wheel-dir DIR  (bundle) where to write the wheels (must exist)
+  -w, --wheel-dir DIR  (bundle) where to write the wheels (made if missing)
   --stdlib            (bundle) add the standard library too, as a zip: the uwsgi then needs no
                       Python on the machine (its own stdlib, whatever Python the venv has)
   --exclude NAMES     (bundle) leave out these extension modules (comma-separated, e.g.

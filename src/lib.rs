@@ -35,7 +35,7 @@ mod tree;
 pub mod verification;
 mod wheel_check;
 
-pub use bundle::{bundle, BundleOptions, BundleReport, BundledWheel};
+pub use bundle::{bundle, BundleOptions, BundleReport, BundledExecutable, BundledWheel};
 pub use error::{Error, Result};
 pub use libpython::SearchOptions;
 pub use link::{Compiler, PieDecision};

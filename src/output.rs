@@ -288,7 +288,12 @@ pub fn print_bundle(out: &mut impl Write, report: &BundleReport) -> std::io::Res
             wheel.output.display(),
             wheel.modules,
             report.runtime,
-            wheel.executables.join(", "),
+            wheel
+                .executables
+                .iter()
+                .map(|e| format!("{} (Python {})", e.path, e.python))
+                .collect::<Vec<_>>()
+                .join(", "),
             wheel.bytes_before,
             wheel.bytes_after
         )?;

@@ -805,6 +805,8 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
         .unwrap()
         .success());
     let (_, py312) = support::require_python("3.12").expect("pyenv 3.12");
+    let a_file = work.path().join("a-file");
+    std::fs::write(&a_file, "").unwrap();
     for (wheels, options, out_dir, python, wanted) in [
         (
             vec![fake_wheel.as_path()],
@@ -844,9 +846,9 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
         (
             vec![wheel.as_path()],
             vec![],
-            Path::new("/nonexistent/out"),
+            a_file.as_path(),
             py.python.as_path(),
-            "does not exist",
+            "the output folder is a file",
         ),
         (
             vec![wheel.as_path(), fake_wheel.as_path()],

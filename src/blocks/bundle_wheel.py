@@ -24,8 +24,10 @@ import tempfile
 import zipfile
 import zlib
 
-FINDER_MARK = b'patch_uwsgi_runtime/python'
-STDLIB_FINDER_MARK = b'patch-uwsgi runtime finder 2'
+# The finder's path names the minor it was compiled for; its version mark says what it can do
+# (none: the first finder; 2: knows a bundled stdlib; 3: walks up from any install location).
+FINDER_MARK = re.compile(br'patch_uwsgi_runtime/python(\d+\.\d+)')
+FINDER_VERSION = re.compile(br'patch-uwsgi runtime finder (\d+)')
 RUNTIME = 'patch_uwsgi_runtime/python%d.%d/' % sys.version_info[:2]
 EXCLUDED = RUNTIME + 'excluded.txt'
 STDLIB_ZIP = RUNTIME + '%s/python%d%d.zip' % ((getattr(sys, 'platlibdir', 'lib'),)
@@ -135,39 +137,64 @@ def plan(wheel, stdlib):
     records = [m.filename for m in members if m.filename.endswith('.dist-info/RECORD')]
     if len(records) != 1:
         raise Refused('%s: expected one .dist-info/RECORD, found %d' % (wheel, len(records)))
-    embedding = []
+    embedding = []  # {'path', 'python'} of each executable with the finder
     old = []  # embedding, with a finder that predates a bundled stdlib
+    fixed_places = []  # embedding, with a finder that looks only in fixed places
     shared = []
+    looked_at = []  # every ELF file, for the refusal
+    this_python = '%d.%d' % sys.version_info[:2]
     for member in members:
+        if member.filename.endswith('/'):
+            continue
+        if member.filename.startswith('patch_uwsgi_runtime/'):
+            continue  # an earlier bundle's modules
+        handle = archive.open(member)
+        try:
+            if handle.read(4) != b'\x7fELF':
+                continue
+        finally:
+            handle.close()
+        looked_at.append(member.filename)
         top = member.filename.split('/')[0]
-        if top.endswith('.scripts') and archive.read(member).startswith(b'\x7fELF'):
+        if top.endswith('.scripts'):
             # auditwheel's layout: grafting already happened, without the modules' libraries.
             raise Refused('%s was already repaired by auditwheel (%s): bundle the wheel as built, '
                           'before `auditwheel repair`, so that auditwheel also grafts the '
                           'libraries the bundled modules need' % (wheel, member.filename))
-        if '.data/scripts/' not in member.filename:
-            continue
         data = archive.read(member)
-        if not data.startswith(b'\x7fELF'):
-            continue
-        if FINDER_MARK in data:
-            embedding.append(member.filename)
-            if STDLIB_FINDER_MARK not in data:
+        finder = FINDER_MARK.search(data)
+        if finder:
+            python = finder.group(1).decode('ascii')
+            if python != this_python:
+                raise Refused('%s: %s embeds Python %s, but the Python given is %s: pass --python '
+                              'with the interpreter that built it'
+                              % (wheel, member.filename, python, this_python))
+            embedding.append({'path': member.filename, 'python': python})
+            version = FINDER_VERSION.search(data)
+            version = int(version.group(1)) if version else 1
+            if version < 2:
                 old.append(member.filename)
+            if version < 3 and '.data/scripts/' not in member.filename:
+                fixed_places.append(member.filename)
         elif re.search(br'libpython\d\.\d+[a-z]*\.so', data):
             shared.append(member.filename)
-    if stdlib and embedding:
-        if old:
-            raise Refused('%s: %s was built with an older patch-uwsgi whose runtime finder does '
-                          'not know a bundled standard library: apply this version, rebuild, '
-                          'then bundle with --stdlib' % (wheel, ', '.join(old)))
+    if fixed_places:
+        raise Refused('%s: %s was built with an older patch-uwsgi whose runtime finder only looks '
+                      'for the bundle from <dist>.data/scripts/, not from where this wheel installs '
+                      'it: apply this version, rebuild, then bundle' % (wheel, ', '.join(fixed_places)))
+    if stdlib and old:
+        raise Refused('%s: %s was built with an older patch-uwsgi whose runtime finder does '
+                      'not know a bundled standard library: apply this version, rebuild, '
+                      'then bundle with --stdlib' % (wheel, ', '.join(old)))
     if not embedding:
         if shared:
             raise Refused('%s: %s links a shared libpython; bundle is for an executable that '
                           'embeds a static one (built after `patch_uwsgi apply` in static mode)'
                           % (wheel, ', '.join(shared)))
         raise Refused('%s: no executable in it embeds a static libpython with patch-uwsgi\'s '
-                      'runtime finder: build uWSGI after `patch_uwsgi apply` (static mode)' % wheel)
+                      'runtime finder (ELF files looked at: %s): build uWSGI after '
+                      '`patch_uwsgi apply` (static mode)'
+                      % (wheel, ', '.join(looked_at) or 'none, in %d members' % len(members)))
     return archive, members, records[0], embedding
 
 
@@ -222,6 +249,59 @@ def bundled(archive, members, record, stdlib, excluded):
     return out
 
 
+def stage(out_dir):
+    """A new empty temporary wheel file in `out_dir` (so that the rename is atomic)."""
+    try:
+        handle, temp = tempfile.mkstemp(prefix='.patch-uwsgi-', suffix='.whl', dir=out_dir)
+    except (IOError, OSError) as problem:
+        raise Refused('%s: cannot write a wheel there: %s' % (out_dir, problem))
+    os.close(handle)
+    return temp
+
+
+def replace_all(out_dir, staged):
+    """Rename every staged wheel to its target, or none: a wheel a rename replaced is kept
+    (hard link, else copy) until all are in place, and put back if one rename fails."""
+    done = []  # (target, the previous wheel's keeper or None)
+    try:
+        for temp, target in staged:
+            keeper = None
+            if os.path.isfile(target):
+                keeper = stage(out_dir)
+                os.unlink(keeper)
+                try:
+                    os.link(target, keeper)
+                except OSError:
+                    import shutil
+                    shutil.copy2(target, keeper)
+            try:
+                os.rename(temp, target)
+            except OSError as problem:
+                if keeper:
+                    os.unlink(keeper)
+                raise Refused('%s: cannot write the wheel: %s' % (target, problem))
+            done.append((target, keeper))
+    except BaseException:
+        for target, keeper in reversed(done):
+            if keeper:
+                os.rename(keeper, target)
+            else:
+                os.unlink(target)
+        raise
+    for _, keeper in done:
+        if keeper:
+            os.unlink(keeper)
+
+
+def remove_folders(created):
+    """Remove the folders this run made (deepest first), if they are empty."""
+    for folder in created:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
+
+
 def main():
     arguments = sys.argv[1:]
     with_stdlib = False
@@ -234,10 +314,23 @@ def main():
             excluded.update(name for name in arguments.pop(0).split(',') if name)
     out_dir, wheels = arguments[0], arguments[1:]
     check_excluded(excluded)
-    if not os.path.isdir(out_dir):
-        raise Refused('%s: the output folder does not exist' % out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise Refused('%s: the output folder is a file' % out_dir)
     planned = [plan(wheel, with_stdlib) for wheel in wheels]
     stdlib = stdlib_zip() if with_stdlib else None
+    # A missing output folder is made, as `pip wheel -w` and `auditwheel repair -w` do, once
+    # every wheel is known to be good; it goes again if the bundle fails.
+    created = []
+    folder = os.path.abspath(out_dir)
+    while not os.path.isdir(folder):
+        created.append(folder)
+        folder = os.path.dirname(folder)
+    for folder in reversed(created):
+        try:
+            os.mkdir(folder)
+        except OSError as problem:
+            remove_folders(created)
+            raise Refused('%s: cannot make the output folder: %s' % (out_dir, problem))
     umask = os.umask(0)
     os.umask(umask)
     staged = []
@@ -245,12 +338,8 @@ def main():
     try:
         for wheel, (archive, members, record, embedding) in zip(wheels, planned):
             target = os.path.join(out_dir, os.path.basename(wheel))
-            try:
-                handle, temp = tempfile.mkstemp(prefix='.patch-uwsgi-', suffix='.whl', dir=out_dir)
-            except (IOError, OSError) as problem:
-                raise Refused('%s: cannot write a wheel there: %s' % (out_dir, problem))
-            os.close(handle)
-            staged.append((temp, target))
+            staged.append((stage(out_dir), target))
+            temp = staged[-1][0]
             # mkstemp makes the file private; a wheel gets the mode any new file would.
             os.chmod(temp, 0o666 & ~umask)
             entries = bundled(archive, members, record, stdlib, excluded)
@@ -263,12 +352,12 @@ def main():
                            'stdlib_modules': stdlib[1] if stdlib else 0,
                            'bytes_before': os.path.getsize(wheel),
                            'bytes_after': os.path.getsize(temp)})
-        for temp, target in staged:
-            os.rename(temp, target)
+        replace_all(out_dir, staged)
     except BaseException:
         for temp, _ in staged:
             if os.path.exists(temp):
                 os.unlink(temp)
+        remove_folders(created)
         raise
     sys.stdout.write(json.dumps({'runtime': RUNTIME, 'excluded': sorted(excluded),
                                  'wheels': report}))
