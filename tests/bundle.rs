@@ -151,7 +151,8 @@ fn finds_executables_anywhere_under_any_name_and_makes_the_output_folder() {
 fn refuses_what_its_finder_or_python_cannot_serve_and_writes_nothing() {
     let Some(python) = python311() else { return };
     let work = tempfile::tempdir().unwrap();
-    let cases: Vec<(&str, Vec<(&str, Vec<u8>)>, &str)> = vec![
+    type Members = Vec<(&'static str, Vec<u8>)>;
+    let cases: Vec<(&str, Members, &str)> = vec![
         (
             "old-finder-package-data",
             vec![("pkg/bin/server", finder_elf("3.11", Some(2)))],
