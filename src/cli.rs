@@ -25,9 +25,12 @@ usage:
   patch_uwsgi bundle WHEEL... -w OUTDIR [--stdlib]   copy each wheel to OUTDIR with the
                              target Python's extension modules added where its static uwsgi
                              finds them (patch_uwsgi_runtime/pythonX.Y/); before auditwheel
-  patch_uwsgi verify --wheel WHEEL   install a built uWSGI wheel into a fresh venv of the
-                             runtime Python and start its uwsgi from there: does it import every
-                             extension module the target Python can, none from the build prefix?
+  patch_uwsgi verify --wheel WHEEL [--command NAME]   install a built uWSGI wheel into a
+                             fresh venv of the runtime Python and start every program in it that
+                             embeds libpython, from where it is installed, through the commands
+                             named like it (the program, auditwheel's wrapper, a console script):
+                             does each import every extension module the target Python can, none
+                             from the build prefix?
 
 options:
   --python PATH       target interpreter (default: `python` on PATH, then `python3`)
@@ -48,6 +51,7 @@ options:
   --exclude NAMES     (bundle) leave out these extension modules (comma-separated, e.g.
                       _tkinter,_curses: no Tcl/Tk or X11 libraries grafted); verify --wheel
                       then does not expect them
+  --command NAME      (verify --wheel) start only this installed command (<venv>/bin/NAME)
   --json              report as JSON on stdout
   --quiet             print nothing but errors
   --help, --version
@@ -198,6 +202,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
             Long("runtime-python") => verify.runtime_python = Some(parser.value()?.into()),
             Long("probe") => probe = Some(PathBuf::from(parser.value()?)),
             Long("wheel") => wheel = Some(PathBuf::from(parser.value()?)),
+            Long("command") => verify.command = Some(parser.value()?.string()?),
             Long("wheel-dir") | Short('w') => wheel_dir = Some(PathBuf::from(parser.value()?)),
             Long("stdlib") => stdlib = true,
             Long("exclude") => exclude.extend(
@@ -239,6 +244,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
     }
     if command != Command::Verify && wheel.is_some() {
         return Err("--wheel is an option of verify only".into());
+    }
+    if wheel.is_none() && verify.command.is_some() {
+        return Err("--command is an option of verify --wheel only".into());
     }
     if command == Command::Bundle && (wheels.is_empty() || wheel_dir.is_none()) {
         return Err(
@@ -337,6 +345,14 @@ mod tests {
             (&["bundle", "a.whl", "b.whl", "-w", "out"], None),
             (&["bundle", "a.whl"], Some("needs the wheels and -w OUTDIR")),
             (&["apply", "-w", "out"], Some("bundle only")),
+            (
+                &["verify", "--wheel", "w.whl", "--command", "myserver"],
+                None,
+            ),
+            (
+                &["verify", "--command", "myserver"],
+                Some("verify --wheel only"),
+            ),
             (&["bundle", "a.whl", "-w", "out", "--stdlib"], None),
             (
                 &["verify", "--stdlib"],

@@ -126,6 +126,17 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// `verify --wheel --command NAME` named a command the wheel does not install.
+    #[error("{wheel} installs no command {command:?} (it installs: {}): give one of those to --command, or leave --command out to start every program of the wheel", if commands.is_empty() { "none".to_string() } else { commands.join(", ") })]
+    NoSuchCommand {
+        /// The wheel.
+        wheel: PathBuf,
+        /// The name given.
+        command: String,
+        /// The commands it installs into the venv's `bin/`.
+        commands: Vec<String>,
+    },
+
     /// `locate` or `verify` was given a ready plan instead of an interpreter.
     #[error("{operation} needs an interpreter to ask, not a ready link plan: name the Python (--python PATH) or give a saved probe (--probe FILE)")]
     NeedsInterpreter {

@@ -225,13 +225,30 @@ pub fn print_wheel_verification(
             writeln!(out, "  {line}")?;
         }
     }
-    if let Some(executable) = &w.executable {
+    for run in &w.runs {
+        let reached = match &run.reached {
+            Some(reached) if reached != &run.started => format!(" -> {}", reached.display()),
+            _ => String::new(),
+        };
         writeln!(
             out,
-            "{} imported {} extension modules; {} failed",
-            executable.display(),
-            w.imported.len(),
-            w.import_failures.len()
+            "{}{reached}: imported {} extension modules; {} failed{}",
+            run.started.display(),
+            run.imported.len(),
+            run.import_failures.len() + run.from_build_prefix.len(),
+            if run.ok { "" } else { " (FAILED)" }
+        )?;
+    }
+    if !w.failing_in_interpreter_too.is_empty() {
+        let names: Vec<&str> = w
+            .failing_in_interpreter_too
+            .iter()
+            .map(|f| f.module.as_str())
+            .collect();
+        writeln!(
+            out,
+            "  not tried, they fail in the build interpreter too: {}",
+            names.join(", ")
         )?;
     }
     if !w.excluded.is_empty() {

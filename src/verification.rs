@@ -45,6 +45,9 @@ pub struct VerifyOptions {
     pub runtime_python: Option<PathBuf>,
     /// Limit for each run of the program and of the interpreter's own import run.
     pub run_timeout: Duration,
+    /// `verify --wheel`: start this installed command only (`<venv>/bin/NAME`); by default
+    /// every program the wheel ships, through the commands named like it.
+    pub command: Option<String>,
 }
 
 impl Default for VerifyOptions {
@@ -54,6 +57,7 @@ impl Default for VerifyOptions {
             options: Options::default(),
             runtime_python: None,
             run_timeout: RUN_TIMEOUT,
+            command: None,
         }
     }
 }
@@ -213,6 +217,8 @@ pub(crate) struct ImportRun {
     pub(crate) origins: Vec<(String, String)>,
     /// Where the standard library's `encodings` was loaded from.
     pub(crate) stdlib: Option<String>,
+    /// The program that ran (`/proc/self/exe`).
+    pub(crate) program: Option<String>,
 }
 
 pub(crate) fn parse_import_run(stdout: &str) -> ImportRun {
@@ -223,6 +229,7 @@ pub(crate) fn parse_import_run(stdout: &str) -> ImportRun {
             "version" => run.version = Some(rest.to_string()),
             "builtin" => run.builtin = rest.split_whitespace().map(str::to_string).collect(),
             "stdlib" => run.stdlib = Some(rest.to_string()),
+            "program" => run.program = Some(rest.to_string()),
             "try" => run.unfinished = Some(rest.to_string()),
             "ok" => {
                 run.ok.push(rest.to_string());
@@ -630,7 +637,7 @@ mod tests {
     fn import_run_lines() {
         let cases: &[(&str, ImportRun)] = &[
             (
-                "version 3.12.1\nbuiltin _abc sys\nstdlib /p/encodings/__init__.py\ntry math\nok math\nfrom math /p/math.so\ntry _tkinter\nfail _tkinter ImportError: libtk8.6.so: cannot open\n",
+                "version 3.12.1\nprogram /v/bin/uwsgi\nbuiltin _abc sys\nstdlib /p/encodings/__init__.py\ntry math\nok math\nfrom math /p/math.so\ntry _tkinter\nfail _tkinter ImportError: libtk8.6.so: cannot open\n",
                 ImportRun {
                     version: Some("3.12.1".into()),
                     builtin: vec!["_abc".into(), "sys".into()],
@@ -642,6 +649,7 @@ mod tests {
                     unfinished: None,
                     origins: vec![("math".into(), "/p/math.so".into())],
                     stdlib: Some("/p/encodings/__init__.py".into()),
+                    program: Some("/v/bin/uwsgi".into()),
                 },
             ),
             (

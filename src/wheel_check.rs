@@ -36,8 +36,15 @@ pub struct WheelVerification {
     pub runtime_python: PathBuf,
     /// Its version.
     pub runtime_version: String,
-    /// The installed command that was started (`<venv>/bin/<name>`), once installed.
+    /// The first command started (`<venv>/bin/<name>`, or a program where the wheel installed
+    /// it), once installed.
     pub executable: Option<PathBuf>,
+    /// The programs the wheel installed that embed libpython with the runtime finder (else every
+    /// ELF program it installed), wherever they are.
+    pub programs: Vec<PathBuf>,
+    /// Each start: every program through each installed command named like it (the program
+    /// itself, auditwheel's wrapper, a console script), or directly where none is.
+    pub runs: Vec<ProgramRun>,
     /// The steps run, with their times.
     pub steps: Vec<StepReport>,
     /// The first step that failed, with pip's or the program's own message.
@@ -61,6 +68,32 @@ pub struct WheelVerification {
     /// Wall time.
     pub seconds: f64,
     /// Whether it installed, started, and imported everything from the right place.
+    pub ok: bool,
+}
+
+/// One start of an installed program by [`verify_wheel`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgramRun {
+    /// What was started: an installed command, or the program itself.
+    pub started: PathBuf,
+    /// The program this start must reach (`None` for a command chosen with `--command` that
+    /// is named like none: then any of [`WheelVerification::programs`]).
+    pub program: Option<PathBuf>,
+    /// The program that ran (its `/proc/self/exe`), once it said.
+    pub reached: Option<PathBuf>,
+    /// Extension modules it imported.
+    pub imported: Vec<String>,
+    /// Extension modules the build interpreter imports but this run could not.
+    pub import_failures: Vec<ImportFailure>,
+    /// Modules this run loaded from the build interpreter's prefix (`error` holds the file).
+    pub from_build_prefix: Vec<ImportFailure>,
+    /// Where its standard library came from (its `encodings` package).
+    pub stdlib: Option<String>,
+    /// Why it did not run to the end, or ran the wrong program.
+    pub failure: Option<String>,
+    /// Wall time of the run.
+    pub seconds: f64,
+    /// Whether it ran the right program and imported everything from the right place.
     pub ok: bool,
 }
 
@@ -154,6 +187,273 @@ fn run_step(command: &mut Command, limit: Duration) -> Result<std::result::Resul
     )
 }
 
+/// The venv's site-packages folders (`lib*/python*/site-packages`).
+fn site_packages(venv: &Path) -> Vec<PathBuf> {
+    ["lib", "lib64"]
+        .iter()
+        .flat_map(|lib| children(&venv.join(lib)))
+        .map(|python_dir| python_dir.join("site-packages"))
+        .filter(|site| site.is_dir())
+        .collect()
+}
+
+/// Every file the wheel installed, from the `RECORD` of each `.dist-info` that was not in
+/// the venv before (paths in it are relative to site-packages; scripts are `../../../bin/x`).
+fn installed_files(venv: &Path, sites_before: &BTreeSet<PathBuf>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for site in site_packages(venv) {
+        for dist_info in children(&site) {
+            let is_new_dist_info = dist_info.extension().is_some_and(|x| x == "dist-info")
+                && !sites_before.contains(&dist_info);
+            if !is_new_dist_info {
+                continue;
+            }
+            let record = std::fs::read_to_string(dist_info.join("RECORD")).unwrap_or_default();
+            for line in record.lines() {
+                // path,hash,size: the path may hold commas, the other two do not.
+                let mut fields = line.rsplitn(3, ',');
+                let (Some(_), Some(_), Some(path)) = (fields.next(), fields.next(), fields.next())
+                else {
+                    continue;
+                };
+                let path = path.trim_matches('"');
+                let file = std::fs::canonicalize(site.join(path)).unwrap_or(site.join(path));
+                if file.is_file() && !files.contains(&file) {
+                    files.push(file);
+                }
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Whether the file starts with the ELF magic.
+fn is_elf(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && &magic == b"\x7fELF"
+}
+
+/// The bytes every executable with the runtime finder holds (the folder it looks for).
+const FINDER_MARK: &[u8] = b"/patch_uwsgi_runtime/python";
+
+/// The programs among installed files: ELF files that are not shared libraries
+/// (`*.so`, `*.so.N`), those with the runtime finder if any has it.
+fn programs_among(files: &[PathBuf]) -> Vec<PathBuf> {
+    let elf_programs: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| {
+            let name = f.file_name().unwrap_or_default().to_string_lossy();
+            !name.ends_with(".so") && !name.contains(".so.") && is_elf(f)
+        })
+        .collect();
+    let with_finder: Vec<PathBuf> = elf_programs
+        .iter()
+        .filter(|f| {
+            std::fs::read(f).is_ok_and(|data| {
+                data.windows(FINDER_MARK.len())
+                    .any(|window| window == FINDER_MARK)
+            })
+        })
+        .map(|f| f.to_path_buf())
+        .collect();
+    if with_finder.is_empty() {
+        elf_programs.into_iter().cloned().collect()
+    } else {
+        with_finder
+    }
+}
+
+/// Why [`planned_runs`] has nothing to start.
+#[derive(Debug, PartialEq, Eq)]
+enum RunPlanProblem {
+    /// The wheel installed no program.
+    NoProgram,
+    /// `--command NAME` names no command the wheel installed.
+    NoSuchCommand(String),
+}
+
+/// What to start, and the program each start must reach: with `chosen`, that command only;
+/// else every program through each installed command of its file name (the program itself
+/// in `bin/`, auditwheel's wrapper, a console script that execs it), or directly where no
+/// command has its name.
+fn planned_runs(
+    programs: &[PathBuf],
+    commands: &[String],
+    bin: &Path,
+    chosen: Option<&str>,
+) -> std::result::Result<Vec<(PathBuf, Option<PathBuf>)>, RunPlanProblem> {
+    let named_like = |name: &str| {
+        programs
+            .iter()
+            .find(|p| p.file_name().is_some_and(|n| n == name))
+            .cloned()
+    };
+    if let Some(name) = chosen {
+        if !commands.iter().any(|c| c == name) {
+            return Err(RunPlanProblem::NoSuchCommand(name.to_string()));
+        }
+        return Ok(vec![(bin.join(name), named_like(name))]);
+    }
+    if programs.is_empty() {
+        return Err(RunPlanProblem::NoProgram);
+    }
+    let mut runs = Vec::new();
+    for program in programs {
+        let name = program.file_name().unwrap_or_default().to_string_lossy();
+        let through: Vec<PathBuf> = commands
+            .iter()
+            .filter(|c| c.as_str() == name)
+            .map(|c| bin.join(c))
+            .collect();
+        if through.is_empty() {
+            runs.push((program.clone(), Some(program.clone())));
+        }
+        runs.extend(through.into_iter().map(|c| (c, Some(program.clone()))));
+    }
+    Ok(runs)
+}
+
+/// What every run is checked against.
+struct RunChecks<'a> {
+    interp: &'a Interpreter,
+    wanted: &'a crate::verification::ImportRun,
+    script: &'a Path,
+    cwd: &'a Path,
+    bundled_stdlib: Option<PathBuf>,
+    limit: Duration,
+}
+
+impl RunChecks<'_> {
+    /// Start `command` as a user would, from a folder of one's own with none of Python's
+    /// variables set, importing the wanted modules.
+    fn run(
+        &self,
+        command: &Path,
+        program: Option<&Path>,
+        programs: &[PathBuf],
+    ) -> Result<ProgramRun> {
+        let run_start = Instant::now();
+        let output = run_bounded(
+            Command::new(command)
+                .arg("--pyrun")
+                .arg(self.script)
+                .current_dir(self.cwd)
+                .env("PATCH_UWSGI_VERIFY_MODULES", self.wanted.ok.join(" "))
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                .env_remove("PYTHONHOME")
+                .env_remove("PYTHONPATH"),
+            self.limit,
+        )
+        .map_err(|e| Error::io("run", command, e))?;
+        // uWSGI points its stdout at its log (stderr): the script's lines may be on either.
+        let output = output.map(|mut out| {
+            let log = std::mem::take(&mut out.stderr);
+            out.stdout.extend_from_slice(&log);
+            out.stderr = log;
+            out
+        });
+        let run = parse_output(&output);
+        let mut report = ProgramRun {
+            started: command.to_path_buf(),
+            program: program.map(Path::to_path_buf),
+            reached: run.program.as_ref().map(PathBuf::from),
+            imported: run.ok.clone(),
+            import_failures: run.failed.clone(),
+            from_build_prefix: self.from_build_prefix(&run),
+            stdlib: run.stdlib.clone(),
+            failure: run_problem(&output, &run, self.limit),
+            seconds: 0.0,
+            ok: false,
+        };
+        if report.failure.is_none() {
+            report.failure = self.wrong_program(&report, programs);
+        }
+        if report.failure.is_none() {
+            report.failure = self.stdlib_problem(&report);
+        }
+        report.seconds = seconds_since(run_start);
+        report.ok = report.failure.is_none()
+            && report.import_failures.is_empty()
+            && report.from_build_prefix.is_empty();
+        Ok(report)
+    }
+
+    /// Modules the run took from the build interpreter, whatever the runtime: its prefix, or
+    /// the very file the interpreter itself loads, which may sit behind a link. Such a module
+    /// is missing wherever that interpreter is not, so the answer in the build container
+    /// (cibuildwheel's test-command) is the answer on users' machines.
+    fn from_build_prefix(&self, run: &crate::verification::ImportRun) -> Vec<ImportFailure> {
+        let real = |file: &str| {
+            std::fs::canonicalize(file)
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(|_| file.to_string())
+        };
+        let build_files: BTreeSet<String> =
+            self.wanted.origins.iter().map(|(_, f)| real(f)).collect();
+        let base_prefix = &self.interp.base_prefix;
+        let build_prefixes = [
+            format!("{}/", base_prefix.trim_end_matches('/')),
+            format!("{}/", real(base_prefix).trim_end_matches('/')),
+        ];
+        run.origins
+            .iter()
+            .filter(|(_, file)| {
+                let real_file = real(file);
+                file.starts_with('/')
+                    && (build_files.contains(&real_file)
+                        || build_prefixes
+                            .iter()
+                            .any(|p| file.starts_with(p) || real_file.starts_with(p)))
+            })
+            .map(|(module, file)| ImportFailure {
+                module: module.clone(),
+                error: file.clone(),
+            })
+            .collect()
+    }
+
+    /// A start that reached another program than the one it leads to.
+    fn wrong_program(&self, run: &ProgramRun, programs: &[PathBuf]) -> Option<String> {
+        let reached = run.reached.as_ref()?;
+        let fits = match &run.program {
+            Some(program) => program == reached,
+            None => programs.contains(reached),
+        };
+        (!fits).then(|| {
+            format!(
+                "{} started {}, not {}",
+                run.started.display(),
+                reached.display(),
+                run.program.as_ref().map_or_else(
+                    || "one of the wheel's programs".to_string(),
+                    |p| p.display().to_string()
+                )
+            )
+        })
+    }
+
+    /// With a bundled standard library, the program must take its `encodings` from it.
+    fn stdlib_problem(&self, run: &ProgramRun) -> Option<String> {
+        let zip = self.bundled_stdlib.as_ref()?;
+        let inside = format!("{}/", zip.display());
+        let used = run.stdlib.clone().unwrap_or_else(|| "unknown".into());
+        let real_used = std::fs::canonicalize(&used)
+            .map(|f| f.display().to_string())
+            .unwrap_or_default();
+        (!used.starts_with(&inside) && !real_used.starts_with(&inside)).then(|| {
+            format!(
+                "the wheel bundles a standard library ({}), but the program took its \
+                 `encodings` from {used} (is its runtime finder older than --stdlib?)",
+                zip.display()
+            )
+        })
+    }
+}
+
 /// Install `wheel` into a fresh venv of the runtime Python and check that its executable
 /// starts and imports what the build interpreter can. Errors (exit 2 in the CLI) are problems
 /// before anything could be tried: no wheel, no interpreter; a failed install, start or import
@@ -196,6 +496,8 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
         runtime_python: runtime.path.clone(),
         runtime_version: runtime.version.clone(),
         executable: None,
+        programs: Vec::new(),
+        runs: Vec::new(),
         steps,
         failure: None,
         imported: Vec::new(),
@@ -228,6 +530,10 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
     }
     let bin = venv.join("bin");
     let before = names_in(&bin);
+    let sites_before: BTreeSet<PathBuf> = site_packages(&venv)
+        .iter()
+        .flat_map(|site| children(site))
+        .collect();
     let installed = run_step(
         Command::new(bin.join("python"))
             .args(["-m", "pip", "install", "--no-deps", "--no-index", "-q"])
@@ -245,24 +551,44 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
         return Ok(report.fail(Step::Install, format!("pip install {message}"), started));
     }
     let added: Vec<String> = names_in(&bin).difference(&before).cloned().collect();
-    let Some(command) = added
-        .iter()
-        .find(|n| n.as_str() == "uwsgi")
-        .or_else(|| added.first().filter(|_| added.len() == 1))
-    else {
-        let found = if added.is_empty() {
-            "none".to_string()
-        } else {
-            added.join(", ")
-        };
-        return Ok(report.fail(
-            Step::Install,
-            format!("the wheel installs no `uwsgi` command to start (commands: {found})"),
-            started,
-        ));
+    let installed = installed_files(&venv, &sites_before);
+    let programs = programs_among(&installed);
+    let runs = match planned_runs(&programs, &added, &bin, options.command.as_deref()) {
+        Ok(runs) => runs,
+        Err(RunPlanProblem::NoProgram) => {
+            let elf: Vec<String> = installed
+                .iter()
+                .filter(|f| is_elf(f))
+                .map(|f| f.display().to_string())
+                .collect();
+            return Ok(report.fail(
+                Step::Install,
+                format!(
+                    "the wheel installs no executable to start (ELF files: {}; commands: {})",
+                    if elf.is_empty() {
+                        "none".into()
+                    } else {
+                        elf.join(", ")
+                    },
+                    if added.is_empty() {
+                        "none".into()
+                    } else {
+                        added.join(", ")
+                    }
+                ),
+                started,
+            ));
+        }
+        Err(RunPlanProblem::NoSuchCommand(name)) => {
+            return Err(Error::NoSuchCommand {
+                wheel: wheel.clone(),
+                command: name,
+                commands: added.clone(),
+            })
+        }
     };
-    let executable = bin.join(command);
-    report.executable = Some(executable.clone());
+    report.programs = programs.clone();
+    report.executable = runs.first().map(|r| r.0.clone());
     report.bundled_stdlib = bundled_stdlib(&venv);
     report.excluded = excluded_modules(&venv);
 
@@ -271,87 +597,139 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
     wanted.ok.retain(|module| !report.excluded.contains(module));
     let script = work.path().join("imports.py");
     std::fs::write(&script, IMPORTS_SCRIPT).map_err(|e| Error::io("write", &script, e))?;
-    let step_start = Instant::now();
-    // As a user starts it: the installed command, from a folder of one's own, with none of
-    // Python's variables set.
-    let output = run_bounded(
-        Command::new(&executable)
-            .arg("--pyrun")
-            .arg(&script)
-            .current_dir(work.path())
-            .env("PATCH_UWSGI_VERIFY_MODULES", wanted.ok.join(" "))
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env_remove("PYTHONHOME")
-            .env_remove("PYTHONPATH"),
+    let checks = RunChecks {
+        interp: &interp,
+        wanted: &wanted,
+        script: &script,
+        cwd: work.path(),
+        bundled_stdlib: report.bundled_stdlib.clone(),
         limit,
-    )
-    .map_err(|e| Error::io("run", &executable, e))?;
-    // uWSGI points its stdout at its log (stderr): the script's lines may be on either.
-    let output = output.map(|mut out| {
-        let log = std::mem::take(&mut out.stderr);
-        out.stdout.extend_from_slice(&log);
-        out.stderr = log;
-        out
-    });
-    let run = parse_output(&output);
+    };
+    let step_start = Instant::now();
+    for (command, program) in &runs {
+        let run = checks.run(command, program.as_deref(), &programs)?;
+        report.runs.push(run);
+    }
     report.steps.push(StepReport {
         step: Step::Run,
         seconds: seconds_since(step_start),
         command: Some(vec![
-            executable.display().to_string(),
+            runs.iter()
+                .map(|(c, _)| c.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" | "),
             "--pyrun".into(),
             "<imports script>".into(),
         ]),
     });
-    report.imported = run.ok.clone();
-    report.import_failures = run.failed.clone();
-    // Checked whatever the runtime: a module the installed program takes from the build
-    // interpreter (its prefix, or the very file the interpreter itself loads, which may sit
-    // behind a link) is missing wherever that interpreter is not, so the answer in the build
-    // container (cibuildwheel's test-command) is the answer on users' machines.
-    let real = |file: &str| {
-        std::fs::canonicalize(file)
-            .map(|f| f.display().to_string())
-            .unwrap_or_else(|_| file.to_string())
-    };
-    let build_files: BTreeSet<String> = wanted.origins.iter().map(|(_, f)| real(f)).collect();
-    let build_prefixes = [
-        format!("{}/", interp.base_prefix.trim_end_matches('/')),
-        format!("{}/", real(&interp.base_prefix).trim_end_matches('/')),
-    ];
-    report.from_build_prefix = run
-        .origins
-        .iter()
-        .filter(|(_, file)| {
-            let real_file = real(file);
-            file.starts_with('/')
-                && (build_files.contains(&real_file)
-                    || build_prefixes
-                        .iter()
-                        .any(|p| file.starts_with(p) || real_file.starts_with(p)))
-        })
-        .map(|(module, file)| ImportFailure {
-            module: module.clone(),
-            error: file.clone(),
-        })
-        .collect();
-    report.stdlib = run.stdlib.clone();
-    if let Some(message) = run_problem(&output, &run, limit) {
+    // The report's own lists: the first run's imports, every run's failures.
+    let several = report.runs.len() > 1;
+    if let Some(first) = report.runs.first() {
+        report.imported = first.imported.clone();
+        report.stdlib = first.stdlib.clone();
+    }
+    for run in &report.runs {
+        let tag = |failure: &ImportFailure| ImportFailure {
+            module: failure.module.clone(),
+            error: if several {
+                format!("{} (via {})", failure.error, run.started.display())
+            } else {
+                failure.error.clone()
+            },
+        };
+        report
+            .import_failures
+            .extend(run.import_failures.iter().map(tag));
+        report
+            .from_build_prefix
+            .extend(run.from_build_prefix.iter().map(tag));
+    }
+    if let Some(failed) = report.runs.iter().find(|r| r.failure.is_some()) {
+        let message = if several {
+            format!(
+                "{}: {}",
+                failed.started.display(),
+                failed.failure.clone().unwrap_or_default()
+            )
+        } else {
+            failed.failure.clone().unwrap_or_default()
+        };
         return Ok(report.fail(Step::Run, message, started));
     }
-    if let Some(zip) = &report.bundled_stdlib {
-        let inside = format!("{}/", zip.display());
-        let used = report.stdlib.clone().unwrap_or_else(|| "unknown".into());
-        if !used.starts_with(&inside) && !real(&used).starts_with(&inside) {
-            let message = format!(
-                "the wheel bundles a standard library ({}), but the program took its \
-                 `encodings` from {used} (is its runtime finder older than --stdlib?)",
-                zip.display()
+    report.seconds = seconds_since(started);
+    report.ok = report.runs.iter().all(|r| r.ok);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planned_runs_table() {
+        let bin = Path::new("/v/bin");
+        let site = Path::new("/v/lib/python3.11/site-packages");
+        let uwsgi_in_bin = bin.join("uwsgi");
+        let scripts = site.join("uwsgi.scripts/uwsgi");
+        let package_data = site.join("myserver/bin/myserver");
+        let worker = site.join("myserver/libexec/worker");
+        let run =
+            |command: &Path, program: &Path| (command.to_path_buf(), Some(program.to_path_buf()));
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (programs, commands, --command, expected)
+        type Expected = std::result::Result<Vec<(PathBuf, Option<PathBuf>)>, RunPlanProblem>;
+        let cases: Vec<(Vec<PathBuf>, Vec<String>, Option<&str>, Expected)> = vec![
+            // setup.py's wheel: the program is the command.
+            (
+                vec![uwsgi_in_bin.clone()],
+                names(&["uwsgi", "uwsgidecorators-tool"]),
+                None,
+                Ok(vec![run(&uwsgi_in_bin, &uwsgi_in_bin)]),
+            ),
+            // auditwheel's wrapper leads to .scripts/uwsgi.
+            (
+                vec![scripts.clone()],
+                names(&["uwsgi"]),
+                None,
+                Ok(vec![run(&bin.join("uwsgi"), &scripts)]),
+            ),
+            // A console script named like the package-data program; a second program with no
+            // command is started where it is.
+            (
+                vec![package_data.clone(), worker.clone()],
+                names(&["myserver", "myserver-admin"]),
+                None,
+                Ok(vec![
+                    run(&bin.join("myserver"), &package_data),
+                    run(&worker, &worker),
+                ]),
+            ),
+            // --command picks one, named like no program: any program may be reached.
+            (
+                vec![package_data.clone()],
+                names(&["myserver", "serve"]),
+                Some("serve"),
+                Ok(vec![(bin.join("serve"), None)]),
+            ),
+            (
+                vec![package_data.clone()],
+                names(&["myserver"]),
+                Some("nosuch"),
+                Err(RunPlanProblem::NoSuchCommand("nosuch".into())),
+            ),
+            (
+                vec![],
+                names(&["myserver"]),
+                None,
+                Err(RunPlanProblem::NoProgram),
+            ),
+        ];
+        for (programs, commands, chosen, expected) in cases {
+            assert_eq!(
+                planned_runs(&programs, &commands, bin, chosen),
+                expected,
+                "{programs:?} {commands:?} {chosen:?}"
             );
-            return Ok(report.fail(Step::Run, message, started));
         }
     }
-    report.seconds = seconds_since(started);
-    report.ok = report.import_failures.is_empty() && report.from_build_prefix.is_empty();
-    Ok(report)
 }

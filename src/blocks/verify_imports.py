@@ -10,6 +10,8 @@ def say(line):
 
 
 say('version %d.%d.%d' % tuple(sys.version_info[:3]))
+# The program really running (a console script or wrapper may have exec'd it).
+say('program ' + os.path.realpath('/proc/self/exe'))
 say('builtin ' + ' '.join(sorted(sys.builtin_module_names)))
 # encodings is imported at every start and never frozen: where the standard library came from.
 say('stdlib ' + (getattr(sys.modules.get('encodings'), '__file__', None) or 'unknown'))
