@@ -363,7 +363,7 @@ impl RunChecks<'_> {
             reached: run.program.as_ref().map(PathBuf::from),
             imported: run.ok.clone(),
             import_failures: run.failed.clone(),
-            from_build_prefix: self.from_build_prefix(&run),
+            from_build_prefix: self.taken_from_build_prefix(&run),
             stdlib: run.stdlib.clone(),
             failure: run_problem(&output, &run, self.limit),
             seconds: 0.0,
@@ -386,7 +386,7 @@ impl RunChecks<'_> {
     /// the very file the interpreter itself loads, which may sit behind a link. Such a module
     /// is missing wherever that interpreter is not, so the answer in the build container
     /// (cibuildwheel's test-command) is the answer on users' machines.
-    fn from_build_prefix(&self, run: &crate::verification::ImportRun) -> Vec<ImportFailure> {
+    fn taken_from_build_prefix(&self, run: &crate::verification::ImportRun) -> Vec<ImportFailure> {
         let real = |file: &str| {
             std::fs::canonicalize(file)
                 .map(|f| f.display().to_string())
@@ -678,7 +678,8 @@ mod tests {
         let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         // (programs, commands, --command, expected)
         type Expected = std::result::Result<Vec<(PathBuf, Option<PathBuf>)>, RunPlanProblem>;
-        let cases: Vec<(Vec<PathBuf>, Vec<String>, Option<&str>, Expected)> = vec![
+        type Case<'a> = (Vec<PathBuf>, Vec<String>, Option<&'a str>, Expected);
+        let cases: Vec<Case> = vec![
             // setup.py's wheel: the program is the command.
             (
                 vec![uwsgi_in_bin.clone()],
