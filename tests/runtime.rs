@@ -134,6 +134,12 @@ fn built_wheel() -> Option<Built> {
 
 /// `pip wheel` of uWSGI 2.0.31 for a static-only copy of pyenv's CPython `minor`.
 fn built_wheel_for(minor: &str) -> Option<Built> {
+    built_wheel_of(minor, None)
+}
+
+/// `pip wheel` for a static-only copy of pyenv's CPython `minor`: of uWSGI 2.0.31 itself, or
+/// of `project` (copied), whose setup.py builds the uWSGI tree named by MYSERVER_UWSGI_SOURCE.
+fn built_wheel_of(minor: &str, project: Option<&Path>) -> Option<Built> {
     let tools = tool_wheels()?;
     let debian = support::debian_python311()?;
     if !support::running_as_root() {
@@ -146,7 +152,16 @@ fn built_wheel_for(minor: &str) -> Option<Built> {
     let manylinux_root = support::uwsgi::manylinux_root(&py);
     apply_from_tarball(&py, &tree, manylinux_root.path());
     let out_dir = work.path().join("built");
-    let pip = pip_wheel(&py.python, &tools, &tree, &out_dir);
+    let pip = match project {
+        None => pip_wheel(&py.python, &tools, &tree, &out_dir),
+        Some(project) => {
+            let copy = work.path().join("project");
+            support::copy_tree(project, &copy);
+            let mut pip = pip_wheel(&py.python, &tools, &copy, &out_dir);
+            pip.env("MYSERVER_UWSGI_SOURCE", &tree);
+            pip
+        }
+    };
     run_ok(pip, "pip wheel");
     let wheel = only_wheel(&out_dir);
     Some(Built {
@@ -940,6 +955,186 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(support::texts(&out).1.contains("is not a wheel"));
+}
+
+/// `program` started as a user's shell would, with only `variables` in its environment and
+/// the build interpreter out of reach (`unshare -m`, tmpfs over its prefixes); every tool by
+/// its full path, as `PATH` may hold nothing but a venv's `bin/`.
+fn as_user(built: &Built, program: &Path, name: &str, variables: &[(&str, String)]) -> PathBuf {
+    let work = built.work.path();
+    let mut hide = String::new();
+    for prefix in built.build_prefixes() {
+        hide += &format!(
+            "/bin/mount -t tmpfs none '{}' || exit 97\n",
+            prefix.display()
+        );
+    }
+    hide += "exec \"$@\"\n";
+    let hider = support::script(work, &format!("{name}-hide"), &hide);
+    let assignments: String = variables
+        .iter()
+        .map(|(key, value)| format!(" {key}='{value}'"))
+        .collect();
+    support::script(
+        work,
+        name,
+        &format!(
+            "exec /usr/bin/env -i{assignments} /usr/bin/unshare -m '{}' '{}' \"$@\"\n",
+            hider.display(),
+            program.display()
+        ),
+    )
+}
+
+/// The wheel shape of projects that ship their own server (examples/custom-server): a custom
+/// build profile (`bin_name = myserver`, an embedded bootstrap module and config), the
+/// executable as package data `myserver/bin/myserver`, a console script `myserver` that execs
+/// it. Built with `pip wheel` for the static-only 3.11, with no change to its packaging: unbundled
+/// and repaired it fails in a venv of Debian's python3.11 as users saw it; bundled and repaired
+/// it serves there through its console script, the bootstrap importing the project's package
+/// and the app a module from the venv's site-packages, with `VIRTUAL_ENV` set and with only the
+/// venv's `bin/` on `PATH`; `verify --wheel` starts it through the console script.
+#[test]
+fn project_server_as_package_data_serves_through_its_console_script() {
+    let project = support::repo().join("examples/custom-server");
+    let Some(built) = built_wheel_of("3.11", Some(&project)) else {
+        return;
+    };
+    let work = built.work.path();
+    let name = built
+        .wheel
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with("myserver-1.0-cp311-cp311-linux_"),
+        "{name}"
+    );
+    let listing = Command::new("python3")
+        .args(["-m", "zipfile", "-l"])
+        .arg(&built.wheel)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(listing.contains("myserver/bin/myserver"), "{listing}");
+    assert!(!listing.contains(".data/scripts/"), "{listing}");
+
+    // Unbundled, as users met it: repaired, installed, started through the console script.
+    let Some(repaired_plain) = repair(&built.wheel, &work.join("repaired-plain")) else {
+        return;
+    };
+    let venv_plain = built.debian_venv(&repaired_plain, "venv-plain");
+    let path_plain = format!("{}/bin:/usr/bin:/bin", venv_plain.display());
+    let said = pyrun(
+        &as_user(
+            &built,
+            &venv_plain.join("bin/myserver"),
+            "myserver-plain",
+            &[("PATH", path_plain)],
+        ),
+        work,
+    );
+    assert!(said.contains("No module named"), "{said}");
+
+    // Bundled: the report names the package-data executable and its Python.
+    let bundled_dir = work.join("bundled");
+    let out = bundle(&[&built.wheel], &bundled_dir, &built.py.python, &[]);
+    let (stdout, stderr) = support::texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        report["wheels"][0]["executables"],
+        serde_json::json!([{"path": "myserver/bin/myserver", "python": "3.11"}]),
+        "{report:#}"
+    );
+    let repaired = repair(&bundled_dir.join(&name), &work.join("repaired")).unwrap();
+    let venv = built.debian_venv(&repaired, "venv");
+    let venv_real = std::fs::canonicalize(&venv).unwrap();
+    let site = venv_real.join("lib/python3.11/site-packages");
+    // A dependency of the app in the venv; it also checks that the server's embedded config
+    // ran its bootstrap (which imports the project's package from the same site-packages).
+    std::fs::write(
+        site.join("appdep.py"),
+        "import myserver\n\
+         if not myserver.started_by_server:\n\
+         \x20   raise RuntimeError('the embedded bootstrap did not run')\n",
+    )
+    .unwrap();
+    let (app, mut modules) = runtime_app(work, &built.py, &["appdep", "myserver", "myserver_boot"]);
+    assert!(modules.len() >= 25, "{modules:?}");
+    modules.extend(["appdep".to_string(), "myserver".to_string()]);
+    let with_venv = [
+        (
+            "PATH",
+            format!("{}/bin:/usr/local/bin:/usr/bin:/bin", venv.display()),
+        ),
+        ("VIRTUAL_ENV", venv.display().to_string()),
+    ];
+    let only_venv_bin = [("PATH", format!("{}/bin", venv.display()))];
+    for (what, variables) in [
+        ("VIRTUAL_ENV set", &with_venv[..]),
+        ("only the venv's bin on PATH", &only_venv_bin[..]),
+    ] {
+        let launcher = as_user(&built, &venv.join("bin/myserver"), "myserver", variables);
+        let body = serve_with(&launcher, &app, &[]);
+        let answer = check_answer(&body, &built, &modules, what);
+        assert_eq!(
+            std::fs::canonicalize(answer["prefix"].as_str().unwrap()).unwrap(),
+            venv_real,
+            "{what}: sys.prefix"
+        );
+        for module in ["appdep", "myserver"] {
+            let file = answer["files"][module].as_str().unwrap();
+            assert!(
+                file.starts_with(site.to_str().unwrap()),
+                "{what}: {module} from {file}"
+            );
+        }
+        assert_eq!(
+            answer["files"]["myserver_boot"], "sym://myserver_boot_py",
+            "{what}"
+        );
+    }
+
+    // verify --wheel starts the program through its console script and says so.
+    let verify = |wheel: &Path| {
+        let out = support::bin()
+            .args(["verify", "--json", "--wheel"])
+            .arg(wheel)
+            .arg("--python")
+            .arg(&built.py.python)
+            .arg("--runtime-python")
+            .arg(&built.debian)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = support::texts(&out);
+        let json: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}"));
+        (out.status.code(), json)
+    };
+    let (code, json) = verify(&repaired);
+    assert_eq!(code, Some(0), "{json:#}");
+    let runs = json["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{json:#}");
+    assert!(runs[0]["started"]
+        .as_str()
+        .unwrap()
+        .ends_with("/bin/myserver"));
+    assert!(
+        runs[0]["reached"]
+            .as_str()
+            .unwrap()
+            .ends_with("/site-packages/myserver/bin/myserver"),
+        "{json:#}"
+    );
+    assert!(
+        runs[0]["imported"].as_array().unwrap().len() >= 25,
+        "{json:#}"
+    );
+    let (code, json) = verify(&built.wheel);
+    assert_eq!(code, Some(1), "{json:#}");
+    assert_eq!(json["ok"], false);
 }
 
 /// `bundle --stdlib` on the oldest and newest minors cibuildwheel builds for here (3.8: C

@@ -94,7 +94,7 @@ pub fn run_ok(mut command: Command, what: &str) {
     assert!(
         out.status.success(),
         "{what} failed: {}",
-        &log[log.len().saturating_sub(4000)..]
+        &log[log.len().saturating_sub(40000)..]
     );
 }
 
