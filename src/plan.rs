@@ -13,6 +13,10 @@ use crate::python::Interpreter;
 /// Path of the plan file inside a uWSGI tree.
 pub const PLAN_FILE: &str = "plugins/python/patch_uwsgi_plan.json";
 
+/// Where the patched plugin writes the runtime finder's C when a static executable is built
+/// (a build artifact, not written by `apply`; `revert` removes it).
+pub const RUNTIME_FINDER_SOURCE: &str = "plugins/python/patch_uwsgi_runtime.c";
+
 /// How libpython gets into the build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::fsio::{commit, read_optional, remove_stale_temps, Change, TreeLock};
-use crate::plan::{LinkPlan, Mode, PlanFile, PlanOptions, PLAN_FILE};
+use crate::plan::{LinkPlan, Mode, PlanFile, PlanOptions, PLAN_FILE, RUNTIME_FINDER_SOURCE};
 use crate::python::{Interpreter, Target, PROBE_TIMEOUT};
 use crate::recipe::{patch_text, revert_text, FileKind, Outcome, PluginVariant};
 use crate::text::Doc;
@@ -285,6 +285,25 @@ fn prepare(
             before: plan_before,
             after: plan_after,
         });
+    }
+    // A build of the patched tree wrote the runtime finder's source (and compiled it next to
+    // it): revert removes both too.
+    let finder_object = RUNTIME_FINDER_SOURCE.replace(".c", ".o");
+    let finder_files = [RUNTIME_FINDER_SOURCE, finder_object.as_str()];
+    for rel in finder_files.into_iter().filter(|_| plan.is_none()) {
+        let finder_path = tree.root.join(rel);
+        if let Some(before) = read_optional(&finder_path)? {
+            files.push(FileReport {
+                path: rel.to_string(),
+                outcome: changed_outcome,
+                recipes: Vec::new(),
+            });
+            changes.push(Change {
+                path: finder_path,
+                before: Some(before),
+                after: None,
+            });
+        }
     }
     let report = Report {
         tree: tree.root.clone(),

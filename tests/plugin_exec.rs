@@ -188,3 +188,30 @@ fn archive_path_with_spaces_and_quotes_reaches_the_shell_link_as_one_word() {
         assert!(out.status.success(), "{minor}: {line}: {:?}", texts(&out));
     }
 }
+
+/// `revert` after a build gives back the tree as it was: the runtime finder's source, which
+/// the patched plugin writes into `plugins/python/` when a static executable is built, goes
+/// too (whatever patch-uwsgi writes into a tree, `revert` removes).
+#[test]
+fn revert_after_a_build_removes_what_the_plugin_wrote() {
+    let Some(py) = static_python("3.12") else {
+        return;
+    };
+    let (_tmp, tree) = sample_tree("2.0.31");
+    let upstream = support::snapshot_dir(&tree);
+    apply(&py, &tree);
+    exec_plugin(&py.python, &tree, &["--build", "pyonly"], &[]).unwrap();
+    let finder = tree.join("plugins/python/patch_uwsgi_runtime.c");
+    assert!(finder.is_file(), "the build did not write the finder");
+    let out = support::bin().arg("revert").arg(&tree).output().unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("plugins/python/patch_uwsgi_runtime.c"),
+        "{stdout}"
+    );
+    assert!(
+        support::snapshot_dir(&tree) == upstream,
+        "revert is not byte-exact after a build: {stdout}"
+    );
+}
