@@ -114,11 +114,15 @@ pub struct PlanOptions {
 /// libutil and librt were separate libraries.
 const OLD_GLIBC_LIBS: [&str; 5] = ["-lpthread", "-ldl", "-lutil", "-lm", "-lrt"];
 
+/// The words of a sysconfig flags value. Makefile continuation lines reach sysconfig flattened
+/// on some builds (Debian's `MODLIBS = '-lm ... -lexpat \ \ -lz'`): a lone `\` is not a flag,
+/// and handed to the linker it is a file name (`ld: cannot find \`).
 fn split_flags(value: &Option<String>) -> Vec<String> {
     value
         .as_deref()
         .unwrap_or("")
         .split_whitespace()
+        .filter(|word| *word != "\\")
         .map(str::to_string)
         .collect()
 }
@@ -367,5 +371,33 @@ impl PlanFile {
         let mut text = serde_json::to_string_pretty(self).expect("plan serializes");
         text.push('\n');
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_flags_table() {
+        let cases: &[(Option<&str>, &[&str])] = &[
+            (None, &[]),
+            (Some(""), &[]),
+            (Some("-ldl  -lm"), &["-ldl", "-lm"]),
+            // Debian sid's python3.14 MODLIBS, continuation lines flattened.
+            (
+                Some("-lm -lmpdec -lexpat \\ \\ \\ \\ -lz"),
+                &["-lm", "-lmpdec", "-lexpat", "-lz"],
+            ),
+            // A backslash inside a word is the word's own.
+            (Some("-L/odd\\dir -lm"), &["-L/odd\\dir", "-lm"]),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(
+                split_flags(&value.map(str::to_string)),
+                *expected,
+                "{value:?}"
+            );
+        }
     }
 }
