@@ -1,17 +1,21 @@
 //! Running a child process with a time limit, its output collected.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Run `command` to the end, or kill it after `limit`. `Ok(None)` means it was killed.
-/// Standard input is closed; both output streams are read while it runs, so a chatty child
-/// cannot block on a full pipe.
+/// Run `command` to the end, or kill it after `limit`. `Ok(None)` means it was killed, with
+/// every process it started: it runs in a process group of its own, and the whole group is
+/// killed (a hung compiler or pip grandchild must not outlive the limit). Standard input is
+/// closed; both output streams are read while it runs, so a chatty child cannot block on a
+/// full pipe.
 pub(crate) fn run_bounded(
     command: &mut Command,
     limit: Duration,
 ) -> std::io::Result<Option<Output>> {
     let mut child = command
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -34,10 +38,15 @@ pub(crate) fn run_bounded(
             Some(status) => break status,
             None if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(5)),
             None => {
+                if let Ok(group) = i32::try_from(child.id()) {
+                    // SAFETY: kill(2) with a negative pid signals that process group only; the
+                    // group is the child's own (process_group(0) above), still unreaped.
+                    unsafe { libc::kill(-group, libc::SIGKILL) };
+                }
                 let _ = child.kill();
                 let _ = child.wait();
-                // The readers end when the pipes close; a grandchild holding them open is not
-                // waited for.
+                // The readers end when the pipes close; a process that left the group and
+                // holds them open is not waited for.
                 return Ok(None);
             }
         }
@@ -53,4 +62,57 @@ pub(crate) fn run_bounded(
 pub(crate) fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.trim().lines().collect();
     lines[lines.len().saturating_sub(n)..].join(" / ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether a process is gone (or a zombie, waiting for whoever inherited it).
+    fn ended(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+    }
+
+    #[test]
+    fn a_timeout_kills_the_grandchildren_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let out = run_bounded(
+            Command::new("sh").arg("-c").arg(format!(
+                "sleep 60 & echo $! > '{}'; wait",
+                pid_file.display()
+            )),
+            Duration::from_millis(500),
+        )
+        .unwrap();
+        assert!(out.is_none(), "the shell was not stopped");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let pid = pid.trim();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !ended(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(ended(pid), "the grandchild sleep {pid} outlived the limit");
+    }
+
+    #[test]
+    fn a_finished_command_gives_its_output() {
+        let out = run_bounded(
+            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+    }
 }
