@@ -454,6 +454,31 @@ impl RunChecks<'_> {
     }
 }
 
+/// Whether `python -m pip` is 22.3 or later (it can then install into another interpreter).
+fn runtime_pip_can_target(python: &Path) -> bool {
+    let Ok(Some(out)) = run_bounded(
+        Command::new(python)
+            .args(["-m", "pip", "--version"])
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env_remove("PYTHONPATH"),
+        Duration::from_secs(60),
+    ) else {
+        return false;
+    };
+    let said = String::from_utf8_lossy(&out.stdout);
+    out.status.success() && pip_version_can_target(&said)
+}
+
+/// `pip X.Y[.Z] from ...`: whether X.Y is 22.3 or later.
+fn pip_version_can_target(said: &str) -> bool {
+    let version = said.strip_prefix("pip ").unwrap_or("");
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (22, 3)
+}
+
 /// Install `wheel` into a fresh venv of the runtime Python and check that its executable
 /// starts and imports what the build interpreter can. Errors (exit 2 in the CLI) are problems
 /// before anything could be tried: no wheel, no interpreter; a failed install, start or import
@@ -517,9 +542,15 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
         .tempdir()
         .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
     let venv = work.path().join("venv");
+    // The venv's own pip is the one ensurepip bundles with that CPython, which may be too old
+    // for the wheel's platform tag (CPython 3.9.2's pip 20.2 knows no manylinux_2_31): when
+    // the runtime Python has a pip that can install into another interpreter (22.3 and
+    // later: `--python`), that pip installs, as the newest one at hand.
+    let runtime_pip = runtime_pip_can_target(&runtime.path);
     let made = run_step(
         Command::new(&runtime.path)
             .args(["-m", "venv"])
+            .args(runtime_pip.then_some("--without-pip"))
             .arg(&venv)
             .env_remove("PYTHONHOME")
             .env_remove("PYTHONPATH"),
@@ -534,9 +565,17 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
         .iter()
         .flat_map(|site| children(site))
         .collect();
+    let mut pip = if runtime_pip {
+        let mut pip = Command::new(&runtime.path);
+        pip.args(["-m", "pip", "--python"]).arg(bin.join("python"));
+        pip
+    } else {
+        let mut pip = Command::new(bin.join("python"));
+        pip.args(["-m", "pip"]);
+        pip
+    };
     let installed = run_step(
-        Command::new(bin.join("python"))
-            .args(["-m", "pip", "install", "--no-deps", "--no-index", "-q"])
+        pip.args(["install", "--no-deps", "--no-index", "-q"])
             .arg(&wheel)
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
             .env_remove("PYTHONPATH"),
@@ -664,6 +703,19 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pip_versions_that_install_into_another_interpreter() {
+        for (said, expected) in [
+            ("pip 26.1.2 from /x/pip (python 3.11)", true),
+            ("pip 22.3 from /x (python 3.9)", true),
+            ("pip 22.2.2 from /x (python 3.9)", false),
+            ("pip 20.2.3 from /x (python 3.9)", false),
+            ("", false),
+        ] {
+            assert_eq!(pip_version_can_target(said), expected, "{said}");
+        }
+    }
 
     #[test]
     fn planned_runs_table() {

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The real pipeline: cibuildwheel (pinned) runs examples/uwsgi-wheels, with the uWSGI 2.0.31
+# sdist vendored as its ./uwsgi, in the manylinux stand-in (scripts/standin/build.sh: Debian
+# bullseye, CPython 3.9/3.11/3.13 compiled from source the manylinux way, non-PIC, archives
+# only in the tarball) through podman, and leaves the repaired wheels in OUTDIR. The example's
+# before-build, repair-wheel-command and test-command run as the docs give them; patch-uwsgi
+# comes from the wheel scripts/build-wheels.sh builds, through a local find-links folder
+# (the container gets no index: PIP_NO_INDEX, everything it installs is in that folder).
+#
+# usage: scripts/pipeline.sh OUTDIR
+#   PATCH_UWSGI_CACHE    where the stand-in and downloads are kept (default
+#                        ${XDG_CACHE_HOME:-$HOME/.cache}/patch-uwsgi-pipeline)
+#   PIPELINE_BUILD       cibuildwheel identifiers (default: the stand-in's three Pythons)
+#   PIPELINE_CONTROL=1   the control: before-build without `patch_uwsgi apply` (must fail)
+#   PIPELINE_IMAGE       an image already built by scripts/standin/build.sh (skips it)
+set -euo pipefail
+out=${1:?usage: scripts/pipeline.sh OUTDIR}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cache=${PATCH_UWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/patch-uwsgi-pipeline}
+mkdir -p "$out" "$cache"
+out=$(cd "$out" && pwd)
+
+CIBUILDWHEEL_VERSION=4.3.5
+UWSGI_VERSION=2.0.31
+UWSGI_SHA256=e8f8b350ccc106ff93a65247b9136f529c14bf96b936ac5b264c6ff9d0c76257
+
+step() { printf '== %s (%s)\n' "$1" "$(date +%T)" >&2; }
+started=$(date +%s)
+
+step "manylinux stand-in"
+if [ -n "${PIPELINE_IMAGE:-}" ]; then
+    image=$PIPELINE_IMAGE
+else
+    image=$("$repo/scripts/standin/build.sh" "$cache/standin" | tail -n 1)
+fi
+export CONTAINERS_CONF=$cache/standin/containers.conf
+
+step "cibuildwheel $CIBUILDWHEEL_VERSION"
+tools=$cache/cibuildwheel-$CIBUILDWHEEL_VERSION
+if [ ! -x "$tools/bin/cibuildwheel" ]; then
+    rm -rf "$tools"
+    python3 -m venv "$tools"
+    "$tools/bin/pip" install -q "cibuildwheel==$CIBUILDWHEEL_VERSION"
+fi
+
+step "the container's find-links folder"
+work=$(mktemp -d "${TMPDIR:-/tmp}/patch-uwsgi-pipeline.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+project=$work/project
+cp -r "$repo/examples/uwsgi-wheels" "$project"
+links=$project/wheelhouse
+mkdir -p "$links"
+# patch-uwsgi itself, as its release builds it.
+PATCH_UWSGI_WHEEL_TARGETS=x86_64-unknown-linux-gnu "$repo/scripts/build-wheels.sh" "$work/tool" >&2
+cp "$work"/tool/patch_uwsgi-*manylinux*x86_64*.whl "$links/"
+# What the build backend and cibuildwheel's test step install, at cibuildwheel's own pins.
+constraints=$("$tools/bin/python" -c 'import cibuildwheel, os; print(os.path.join(os.path.dirname(cibuildwheel.__file__), "resources"))')
+downloads=$cache/downloads
+# Each minor's own pip resolves (markers such as python_version are its own): pyenv's.
+pyenv_root=${PYENV_ROOT:-$HOME/.pyenv}
+for minor in 3.9 3.11 3.13; do
+    python=$(ls -d "$pyenv_root"/versions/"$minor".*/bin/python"$minor" 2>/dev/null | tail -n 1)
+    if [ -z "$python" ]; then
+        echo "pipeline: no CPython $minor under $pyenv_root/versions (pyenv install $minor)" >&2
+        exit 2
+    fi
+    "$python" -m pip download -q --only-binary :all: -d "$downloads" \
+        -c "$constraints/constraints-python${minor/./}.txt" \
+        virtualenv "setuptools>=64" wheel
+done
+cp "$downloads"/*.whl "$links/"
+
+step "uWSGI $UWSGI_VERSION from PyPI"
+sdist=$downloads/uwsgi-$UWSGI_VERSION.tar.gz
+if [ ! -f "$sdist" ]; then
+    python3 -m pip download -q --no-deps --no-binary :all: -d "$downloads" "uwsgi==$UWSGI_VERSION"
+fi
+echo "$UWSGI_SHA256  $sdist" | sha256sum -c --quiet -
+tar -xzf "$sdist" -C "$work"
+mv "$work/uwsgi-$UWSGI_VERSION" "$project/uwsgi"
+
+step "cibuildwheel"
+export CIBW_PLATFORM=linux CIBW_ARCHS=x86_64
+export CIBW_CONTAINER_ENGINE=podman
+export CIBW_MANYLINUX_X86_64_IMAGE=$image
+export CIBW_BUILD=${PIPELINE_BUILD:-cp39-manylinux_x86_64 cp311-manylinux_x86_64 cp313-manylinux_x86_64}
+export CIBW_ENVIRONMENT_LINUX="CPUCOUNT=2 PIP_NO_INDEX=1 PIP_FIND_LINKS=/project/wheelhouse"
+if [ "${PIPELINE_CONTROL:-0}" = 1 ]; then
+    # The example without the tool: the same build, as users ran it before.
+    export CIBW_BEFORE_BUILD="pip install 'patch-uwsgi==0.1.*'"
+fi
+(cd "$project" && "$tools/bin/cibuildwheel" --output-dir "$out" .)
+
+step "done in $(( $(date +%s) - started )) s"
+ls -l "$out" >&2
