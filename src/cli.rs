@@ -235,7 +235,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
         }
     }
     let command = command
-        .ok_or("no command given: use apply, check, diff, revert, locate or verify (see --help)")?;
+        .ok_or("no command given: use apply, check, diff, revert, locate, verify or bundle (see --help)")?;
     if command == Command::Verify && mode_given {
         return Err("verify always checks the static plan; --mode does not apply to it".into());
     }
@@ -328,7 +328,7 @@ mod tests {
             (&["apply", "tree"], None),
             (&["locate", "tree"], Some("unexpected argument")),
             (&["frobnicate"], Some("unknown command \"frobnicate\"")),
-            (&[], Some("no command given")),
+            (&[], Some("no command given: use apply, check, diff, revert, locate, verify or bundle")),
             (
                 &["apply", "--mode", "shared"],
                 Some("--mode takes auto, static, nolib"),

@@ -93,7 +93,7 @@ fn print(out: &mut impl Write, args: &Args, outcome: &Outcome) -> std::io::Resul
         Outcome::Tree(report, diff) if args.json => {
             json(out, command, report.as_ref(), diff.as_deref())
         }
-        Outcome::Tree(_, Some(diff)) => out.write_all(diff.as_bytes()),
+        Outcome::Tree(_, Some(diff)) if !quiet => out.write_all(diff.as_bytes()),
         Outcome::Tree(report, None) if !quiet => output::print_human(out, command, report),
         Outcome::Location(found) if args.json => json(out, command, found.as_ref(), None),
         Outcome::Location(found) if !quiet => output::print_location(out, found),

@@ -38,6 +38,10 @@ fn apply_check_diff_revert_exit_codes_and_json() {
         "{diff}"
     );
     assert_eq!(snapshot_dir(&tree), pristine, "diff changed the tree");
+    // --quiet means nothing but errors, for diff too.
+    let out = cmd(&["diff", "--quiet"], &tree, &python);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty(), "{:?}", texts(&out));
 
     let out = cmd(&["apply", "--json"], &tree, &python);
     assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
