@@ -234,8 +234,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
             _ => return Err(arg.unexpected()),
         }
     }
-    let command = command
-        .ok_or("no command given: use apply, check, diff, revert, locate, verify or bundle (see --help)")?;
+    let command = command.ok_or(
+        "no command given: use apply, check, diff, revert, locate, verify or bundle (see --help)",
+    )?;
     if command == Command::Verify && mode_given {
         return Err("verify always checks the static plan; --mode does not apply to it".into());
     }
@@ -328,7 +329,10 @@ mod tests {
             (&["apply", "tree"], None),
             (&["locate", "tree"], Some("unexpected argument")),
             (&["frobnicate"], Some("unknown command \"frobnicate\"")),
-            (&[], Some("no command given: use apply, check, diff, revert, locate, verify or bundle")),
+            (
+                &[],
+                Some("no command given: use apply, check, diff, revert, locate, verify or bundle"),
+            ),
             (
                 &["apply", "--mode", "shared"],
                 Some("--mode takes auto, static, nolib"),
