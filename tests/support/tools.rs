@@ -84,8 +84,25 @@ pub fn frontend_command(program: &Path, wheels: &Path) -> Command {
     command
 }
 
-pub fn run_ok(mut command: Command, what: &str) {
+/// `command.output()`, run once more when a process of it could not start `/bin/sh` with
+/// `[Errno 14] Bad address` (EFAULT from the kernel: seen once in this sandbox under load,
+/// in uwsgiconfig.py's subprocess call; a glitch of the machine, not of the build).
+pub fn output_past_spawn_glitch(command: &mut Command) -> std::process::Output {
     let out = command.output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() && said.contains("[Errno 14] Bad address") {
+        eprintln!("retrying after a spawn failure with EFAULT: {command:?}");
+        return command.output().unwrap();
+    }
+    out
+}
+
+pub fn run_ok(mut command: Command, what: &str) {
+    let out = output_past_spawn_glitch(&mut command);
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
