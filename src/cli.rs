@@ -20,8 +20,9 @@ usage:
   patch_uwsgi diff   [DIR]   change nothing; print the unified diff apply would make
   patch_uwsgi revert [DIR]   restore upstream bytes and remove the plan (needs no interpreter)
   patch_uwsgi locate         find the static libpython of the target Python and print the plan
-  patch_uwsgi verify         link and run a tiny program embedding the target Python with the
-                             static plan; import its lib-dynload modules (seconds, not a build)
+  patch_uwsgi verify [DIR]   link and run a tiny program embedding the target Python with the
+                             static plan; import its lib-dynload modules (seconds, not a build);
+                             with DIR, first check that this uWSGI release builds for it
   patch_uwsgi bundle WHEEL... -w OUTDIR [--stdlib]   copy each wheel to OUTDIR with the
                              target Python's extension modules added where its static uwsgi
                              finds them (patch_uwsgi_runtime/pythonX.Y/); before auditwheel
@@ -52,6 +53,9 @@ options:
                       _tkinter,_curses: no Tcl/Tk or X11 libraries grafted); verify --wheel
                       then does not expect them
   --command NAME      (verify --wheel) start only this installed command (<venv>/bin/NAME)
+  --no-release-check  (apply, check, diff, verify) build even where the release table says
+                      this uWSGI cannot (a uWSGI with support backported), or for a
+                      free-threaded Python
   --json              report as JSON on stdout
   --quiet             print nothing but errors
   --help, --version
@@ -61,6 +65,11 @@ environment:
   PATCH_UWSGI_PROBE_TIMEOUT  seconds the interpreter may take to answer (default 30)
   CC, CFLAGS                 the C compiler for verify and the -no-pie probe link (default cc)
   XDG_CACHE_HOME, HOME       cache folder: $XDG_CACHE_HOME/patch-uwsgi, else ~/.cache/patch-uwsgi
+
+apply, check, diff and verify DIR refuse (exit 2) a uWSGI release older than the first that
+builds for the target CPython (3.11: 2.0.21, 3.12: 2.0.23, 3.13: 2.0.27, 3.14: 2.0.30), and
+apply, check, diff and verify refuse a free-threaded CPython; the message names the cibuildwheel
+`skip` selector that leaves that Python out.
 
 exit: 0 done or nothing to do (also when stdout was closed early); 1 check found work, or
 verify failed; 2 error, and then nothing was changed
@@ -102,7 +111,7 @@ impl Command {
     }
 
     fn takes_dir(self) -> bool {
-        !matches!(self, Command::Locate | Command::Verify | Command::Bundle)
+        !matches!(self, Command::Locate | Command::Bundle)
     }
 }
 
@@ -213,6 +222,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
                     .filter(|name| !name.is_empty())
                     .map(str::to_string),
             ),
+            Long("no-release-check") => options.release_check = false,
             Long("json") => json = true,
             Long("quiet") | Short('q') => quiet = true,
             Value(value) if command.is_none() => {
@@ -259,6 +269,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
     }
     if command != Command::Bundle && (stdlib || !exclude.is_empty()) {
         return Err("--stdlib and --exclude are options of bundle only".into());
+    }
+    if command == Command::Verify {
+        if wheel.is_some() && dir.is_some() {
+            return Err("verify --wheel takes no DIR (the wheel says what it ships)".into());
+        }
+        verify.tree = dir.take();
     }
     let options = &mut verify.options;
     if command == Command::Locate && !mode_given {

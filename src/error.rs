@@ -23,6 +23,39 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The tree's uWSGI release cannot build its python plugin for the target CPython.
+    #[error(
+        "{tree}: uWSGI {uwsgi_version} cannot build its python plugin for CPython {python_version}: {}",
+        support_text(.support, .selector)
+    )]
+    UnsupportedPython {
+        /// The uWSGI tree.
+        tree: PathBuf,
+        /// Its release (`uwsgi_version` in uwsgiconfig.py).
+        uwsgi_version: String,
+        /// The target interpreter's `X.Y.Z`.
+        python_version: String,
+        /// The table's row for that minor.
+        support: &'static crate::support::MinorSupport,
+        /// The cibuildwheel `skip` selector that leaves this Python out (`cp313-*`).
+        selector: String,
+    },
+
+    /// The target interpreter is a free-threaded build, which no uWSGI 2.0 release runs on.
+    #[error(
+        "{python}: CPython {version} is a free-threaded build (sys.abiflags {abiflags:?}); no uWSGI 2.0 release builds or runs its python plugin without the GIL. Leave free-threaded Pythons out of the build (cibuildwheel: skip = \"{selector}\")"
+    )]
+    FreeThreadedPython {
+        /// The interpreter.
+        python: PathBuf,
+        /// Its `X.Y.Z`.
+        version: String,
+        /// Its `sys.abiflags`.
+        abiflags: String,
+        /// The cibuildwheel `skip` selector for every free-threaded CPython.
+        selector: &'static str,
+    },
+
     /// The folder does not exist or is not a folder.
     #[error(
         "{path} is not a folder: give the uWSGI source tree (the folder holding uwsgiconfig.py)"
@@ -270,5 +303,20 @@ impl Error {
             },
             other => other,
         }
+    }
+}
+
+/// The rest of [`Error::UnsupportedPython`]'s message: the first release that builds (or the
+/// newest one checked), what the release before stops on, and the two ways out.
+fn support_text(support: &crate::support::MinorSupport, selector: &str) -> String {
+    match support.first_release {
+        Some(first) => format!(
+            "the first release that does is {first} ({} stops on `{}`). Use uWSGI {first} or later, or leave CPython {} out of the build (cibuildwheel: skip = \"{selector}\")",
+            support.checked_up_to, support.stops_on, support.minor
+        ),
+        None => format!(
+            "no release up to {} does (it stops on `{}`). Leave CPython {} out of the build (cibuildwheel: skip = \"{selector}\") until a uWSGI release supports it",
+            support.checked_up_to, support.stops_on, support.minor
+        ),
     }
 }

@@ -30,6 +30,7 @@ pub mod plan;
 mod process;
 pub mod python;
 pub mod recipe;
+pub mod support;
 mod text;
 mod tree;
 pub mod verification;

@@ -13,6 +13,7 @@ use crate::fsio::{commit, read_optional, remove_stale_temps, Change, TreeLock};
 use crate::plan::{LinkPlan, Mode, PlanFile, PlanOptions, PLAN_FILE, RUNTIME_FINDER_SOURCE};
 use crate::python::{Interpreter, Target, PROBE_TIMEOUT};
 use crate::recipe::{patch_text, revert_text, FileKind, Outcome, PluginVariant};
+use crate::support::check_python_support;
 use crate::text::Doc;
 
 static VERSION_LINE: LazyLock<Regex> =
@@ -26,6 +27,16 @@ pub(crate) struct UwsgiTree {
 }
 
 impl UwsgiTree {
+    /// The tree's folder.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Its uWSGI release (`uwsgi_version` in uwsgiconfig.py).
+    pub(crate) fn version(&self) -> &str {
+        &self.version
+    }
+
     /// Open the tree at `dir`: it must hold `uwsgiconfig.py` (with its version line) and
     /// `plugins/python/uwsgiplugin.py`.
     pub(crate) fn open(dir: &Path) -> Result<UwsgiTree> {
@@ -96,15 +107,21 @@ pub struct Options {
     pub plan: PlanOptions,
     /// How long the interpreter may take to answer the probe.
     pub probe_timeout: Duration,
+    /// Refuse a tree whose uWSGI release cannot build for the target Python, and a
+    /// free-threaded Python ([`crate::support`]). Off only for a uWSGI with support backported
+    /// into an older release, or to exercise the recipes alone.
+    pub release_check: bool,
 }
 
 impl Default for Options {
-    /// `python` on `PATH`, automatic mode, no cache folder, [`PROBE_TIMEOUT`].
+    /// `python` on `PATH`, automatic mode, no cache folder, [`PROBE_TIMEOUT`], the release
+    /// check on.
     fn default() -> Options {
         Options {
             target: Target::OnPath,
             plan: PlanOptions::default(),
             probe_timeout: PROBE_TIMEOUT,
+            release_check: true,
         }
     }
 }
@@ -394,8 +411,20 @@ pub fn locate(options: &Options) -> Result<Location> {
     })
 }
 
-fn make_plan(options: &Options) -> Result<(Option<PathBuf>, LinkPlan)> {
+/// The plan for the target, after checking that the tree's release builds for it (before any
+/// archive is searched for or extracted).
+fn make_plan(tree: &UwsgiTree, options: &Options) -> Result<(Option<PathBuf>, LinkPlan)> {
     if let Target::Plan(plan) = &options.target {
+        let id = &plan.python;
+        if options.release_check {
+            check_python_support(
+                &tree.root,
+                &tree.version,
+                Path::new(&id.prefix),
+                &id.version,
+                &id.abiflags,
+            )?;
+        }
         return Ok((None, (**plan).clone()));
     }
     let interp = options.target.interpreter(
@@ -403,6 +432,15 @@ fn make_plan(options: &Options) -> Result<(Option<PathBuf>, LinkPlan)> {
         options.plan.search.cache_dir.as_deref(),
         "apply",
     )?;
+    if options.release_check {
+        check_python_support(
+            &tree.root,
+            &tree.version,
+            &interp.path,
+            &interp.version,
+            &interp.abiflags,
+        )?;
+    }
     let plan = LinkPlan::new(&interp, &options.plan)?;
     Ok((Some(interp.path.clone()), plan))
 }
@@ -415,7 +453,7 @@ fn planned(
     changed_outcome: Outcome,
 ) -> Result<(Prepared, TreeLock)> {
     let tree = UwsgiTree::open(dir)?;
-    let (python, plan) = make_plan(options)?;
+    let (python, plan) = make_plan(&tree, options)?;
     let writing = changed_outcome == Outcome::Applied;
     let lock = TreeLock::acquire(&tree.root, writing)?;
     if writing {

@@ -16,6 +16,7 @@ use crate::link::{describe, is_pie_relocation_error, remember_no_pie, run_compil
 use crate::plan::{LinkPlan, ModeChoice, PlanOptions};
 use crate::process::{last_lines, run_bounded};
 use crate::python::Interpreter;
+use crate::support::{check_free_threaded, check_python_support};
 use crate::tree::Options;
 
 /// The C program that embeds the interpreter.
@@ -48,6 +49,9 @@ pub struct VerifyOptions {
     /// `verify --wheel`: start this installed command only (`<venv>/bin/NAME`); by default
     /// every program the wheel ships, through the commands named like it.
     pub command: Option<String>,
+    /// The uWSGI tree the build will use (`patch_uwsgi verify DIR`): refuse, before linking
+    /// anything, when its release cannot build for the target Python.
+    pub tree: Option<PathBuf>,
 }
 
 impl Default for VerifyOptions {
@@ -58,6 +62,7 @@ impl Default for VerifyOptions {
             runtime_python: None,
             run_timeout: RUN_TIMEOUT,
             command: None,
+            tree: None,
         }
     }
 }
@@ -477,6 +482,21 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
             "verify",
         )
     })?;
+    // uWSGI cannot run on this Python at all: say so before linking anything.
+    match &options.tree {
+        _ if !given.release_check => {}
+        Some(dir) => {
+            let tree = crate::tree::UwsgiTree::open(dir)?;
+            check_python_support(
+                tree.root(),
+                tree.version(),
+                &interp.path,
+                &interp.version,
+                &interp.abiflags,
+            )?;
+        }
+        None => check_free_threaded(&interp.path, &interp.version, &interp.abiflags)?,
+    }
     let (plan, located) = timed(&mut steps, Step::Locate, || {
         static_plan(&interp, &given.plan)
     })?;
