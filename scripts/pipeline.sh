@@ -11,7 +11,12 @@
 #   PATCH_UWSGI_CACHE    where the stand-in and downloads are kept (default
 #                        ${XDG_CACHE_HOME:-$HOME/.cache}/patch-uwsgi-pipeline)
 #   PIPELINE_BUILD       cibuildwheel identifiers (default: the stand-in's three Pythons)
-#   PIPELINE_CONTROL=1   the control: before-build without `patch_uwsgi apply` (must fail)
+#   PIPELINE_VARIANT     docs (default): the example as the docs give it;
+#                        without-apply: before-build only installs the tool (the control: the
+#                          link must fail as users saw it);
+#                        without-bundle: repair-wheel-command is a plain `auditwheel repair`,
+#                          no test-command (the control for users' machines);
+#                        stdlib: `patch_uwsgi bundle --stdlib` in repair-wheel-command.
 #   PIPELINE_IMAGE       an image already built by scripts/standin/build.sh (skips it)
 set -euo pipefail
 out=${1:?usage: scripts/pipeline.sh OUTDIR}
@@ -85,10 +90,23 @@ export CIBW_CONTAINER_ENGINE=podman
 export CIBW_MANYLINUX_X86_64_IMAGE=$image
 export CIBW_BUILD=${PIPELINE_BUILD:-cp39-manylinux_x86_64 cp311-manylinux_x86_64 cp313-manylinux_x86_64}
 export CIBW_ENVIRONMENT_LINUX="CPUCOUNT=2 PIP_NO_INDEX=1 PIP_FIND_LINKS=/project/wheelhouse"
-if [ "${PIPELINE_CONTROL:-0}" = 1 ]; then
+case ${PIPELINE_VARIANT:-docs} in
+docs) ;;
+without-apply)
     # The example without the tool: the same build, as users ran it before.
-    export CIBW_BEFORE_BUILD="pip install 'patch-uwsgi==0.1.*'"
-fi
+    export CIBW_BEFORE_BUILD="pip install 'patch-uwsgi==0.1.*'" ;;
+without-bundle)
+    # Linked by patch-uwsgi, repaired as any wheel is, but no bundle: what users' Pythons then
+    # lack is the point, so the example's own test (which would say so) is left out.
+    export CIBW_REPAIR_WHEEL_COMMAND="auditwheel repair -w {dest_dir} {wheel}"
+    export CIBW_TEST_SKIP="*" ;;
+stdlib)
+    # The README's variant for machines with no Python at all.
+    export CIBW_REPAIR_WHEEL_COMMAND="rm -rf /tmp/bundled && mkdir /tmp/bundled && patch_uwsgi bundle --stdlib {wheel} -w /tmp/bundled && auditwheel repair -w {dest_dir} /tmp/bundled/*.whl" ;;
+*)
+    echo "pipeline: PIPELINE_VARIANT=${PIPELINE_VARIANT} is not one of docs, without-apply, without-bundle, stdlib" >&2
+    exit 2 ;;
+esac
 (cd "$project" && "$tools/bin/cibuildwheel" --output-dir "$out" .)
 
 step "done in $(( $(date +%s) - started )) s"

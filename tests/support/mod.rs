@@ -2,6 +2,7 @@
 //! temp copies of vendored uWSGI trees, and running the real binary.
 #![allow(dead_code)]
 
+pub mod roots;
 pub mod tools;
 pub mod uwsgi;
 
