@@ -67,7 +67,8 @@ environment:
   XDG_CACHE_HOME, HOME       cache folder: $XDG_CACHE_HOME/patch-uwsgi, else ~/.cache/patch-uwsgi
 
 apply, check, diff and verify DIR refuse (exit 2) a uWSGI release older than the first that
-builds for the target CPython (3.11: 2.0.21, 3.12: 2.0.23, 3.13: 2.0.27, 3.14: 2.0.30), and
+builds for the target CPython (3.10: 2.0.20, 3.11: 2.0.21, 3.12: 2.0.23, 3.13: 2.0.27,
+3.14 and 3.15: 2.0.30), and
 apply, check, diff and verify refuse a free-threaded CPython; the message names the cibuildwheel
 `skip` selector that leaves that Python out.
 
@@ -328,6 +329,20 @@ fn read_environment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_names_every_first_release_of_the_table() {
+        let usage = USAGE.replace('\n', " ");
+        for row in patch_uwsgi::support::PYTHON_SUPPORT {
+            let first = row.first_release.unwrap();
+            assert!(
+                usage.contains(&format!("{}: {first}", row.minor))
+                    || usage.contains(&format!("{} and ", row.minor)),
+                "--help does not say {} needs {first}",
+                row.minor
+            );
+        }
+    }
 
     fn parsed(args: &[&str]) -> Result<Box<Args>, String> {
         match parse(args.iter().map(OsString::from)) {

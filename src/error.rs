@@ -41,9 +41,9 @@ pub enum Error {
         selector: String,
     },
 
-    /// The target interpreter is a free-threaded build, which no uWSGI 2.0 release runs on.
+    /// The target interpreter is a free-threaded build, which patch-uwsgi does not support.
     #[error(
-        "{python}: CPython {version} is a free-threaded build (sys.abiflags {abiflags:?}); no uWSGI 2.0 release builds or runs its python plugin without the GIL. Leave free-threaded Pythons out of the build (cibuildwheel: skip = \"{selector}\")"
+        "{python}: CPython {version} is a free-threaded build (sys.abiflags {abiflags:?}), which patch-uwsgi does not support: no uWSGI release declares support for running without the GIL, and the runtime finder and bundle know only the standard layout (lib/pythonX.Y, python3.X on PATH), not the free-threaded one (lib/pythonX.Yt). Leave free-threaded Pythons out of the build (cibuildwheel: skip = \"{selector}\"); --no-release-check builds anyway"
     )]
     FreeThreadedPython {
         /// The interpreter.

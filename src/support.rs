@@ -59,6 +59,13 @@ pub const PYTHON_SUPPORT: &[MinorSupport] = &[
         checked_up_to: "2.0.29",
         stops_on: "has no member named 'c_recursion_remaining'",
     },
+    // Debian sid's 3.15.2 (shared): 2.0.30 and 2.0.31 build and serve, 2.0.29 stops as for 3.14.
+    MinorSupport {
+        minor: "3.15",
+        first_release: Some("2.0.30"),
+        checked_up_to: "2.0.29",
+        stops_on: "has no member named 'c_recursion_remaining'",
+    },
 ];
 
 /// The cibuildwheel selector that leaves the free-threaded CPythons out of a build.
@@ -91,8 +98,9 @@ fn cp_tag(minor: &str) -> String {
     format!("cp{}", minor.replace('.', ""))
 }
 
-/// Refuse a free-threaded interpreter (`t` in `sys.abiflags`): no uWSGI 2.0 release runs on
-/// one. `python` names the interpreter in the message.
+/// Refuse a free-threaded interpreter (`t` in `sys.abiflags`): no uWSGI release declares
+/// support for it, and the runtime finder and bundle know only the standard layout. (uWSGI
+/// 2.0.31 does build and serve on a free-threaded 3.13.5: `--no-release-check`.) `python` names the interpreter in the message.
 pub fn check_free_threaded(python: &Path, python_version: &str, abiflags: &str) -> Result<()> {
     if abiflags.contains('t') {
         return Err(Error::FreeThreadedPython {
@@ -176,6 +184,8 @@ mod tests {
             ("2.0.19.1", "3.10.13", Some("cp310-*")),
             ("2.0.20", "3.10.13", None),
             ("2.0.17.1", "3.9.2", None),
+            ("2.0.29", "3.15.2", Some("cp315-*")),
+            ("2.0.31", "3.15.2", None),
             ("2.0.31", "3.16.0", None),
             ("2.1.0-dev", "3.14.0", None),
             ("master", "3.14.0", None),

@@ -14,6 +14,22 @@ use super::{texts, StaticPython};
 /// sdist sha256 values, as in vendor-samples/README.md.
 pub const SDISTS: &[(&str, &str)] = &[
     (
+        "2.0.19.1",
+        "faa85e053c0b1be4d5585b0858d3a511d2cd10201802e8676060fd0a109e5869",
+    ),
+    (
+        "2.0.20",
+        "88ab9867d8973d8ae84719cf233b7dafc54326fcaec89683c3f9f77c002cdff9",
+    ),
+    (
+        "2.0.21",
+        "35a30d83791329429bc04fe44183ce4ab512fcf6968070a7bfba42fc5a0552a9",
+    ),
+    (
+        "2.0.22",
+        "4cc4727258671ac5fa17ab422155e9aaef8a2008ebb86e4404b66deaae965db2",
+    ),
+    (
         "2.0.23",
         "0cafda0c16f921db7fe42cfaf81b167cf884ee17350efbdd87d1ecece2d7de37",
     ),
@@ -22,8 +38,20 @@ pub const SDISTS: &[(&str, &str)] = &[
         "3ee5bfb7e6e9c93478c22aa8183eef35b95a2d5b14cca16172e67f135565c458",
     ),
     (
+        "2.0.26",
+        "86e6bfcd4dc20529665f5b7777193cdc48622fb2c59f0a7f1e3dc32b3882e7f9",
+    ),
+    (
         "2.0.28",
         "79ca1891ef2df14508ab0471ee8c0eb94bd2d51d03f32f90c4bbe557ab1e99d0",
+    ),
+    (
+        "2.0.29",
+        "6bd150ae60d0d9947429ea7dc8e5f868de027e5eb38355fb613b9413732c432f",
+    ),
+    (
+        "2.0.30",
+        "c12aa652124f062ac216077da59f6d247bd7ef938234445881552e58afb1eb5f",
     ),
     (
         "2.0.31",
@@ -86,6 +114,10 @@ pub fn uwsgi_source(version: &str, into: &Path) -> Option<PathBuf> {
         .status()
         .unwrap()
         .success());
+    // The 2.0.19.1 sdist has no top folder: its files land in `into` itself.
+    if into.join("uwsgiconfig.py").is_file() {
+        return Some(into.to_path_buf());
+    }
     Some(
         std::fs::read_dir(into)
             .unwrap()
