@@ -1,64 +1,95 @@
 #!/usr/bin/env bash
-# The release matrix of patch-uwsgi, built on an x86_64 Linux machine: manylinux2014
-# (manylinux_2_17) wheels for x86_64, i686, aarch64, ppc64le, s390x and armv7l, musllinux_1_2
-# wheels for x86_64, aarch64 and i686, and the sdist, all into OUTDIR. maturin with zig
-# cross-links every target but ppc64le: zig provides no glibc older than 2.19 there (and fails
-# below 2.32), and Debian's cross linker pulls in symbols up to GLIBC_2.34, so the ppc64le
-# binary links glibc statically with Debian's cross gcc (no symbol versions, nothing needed from
-# the system's C library, so it fits manylinux2014); each wheel is then checked and smoke-run under qemu user
-# emulation by scripts/check-wheel.py. Installs what it needs: the pinned tools of
-# scripts/wheel-tools.txt into target/wheel-tools, the Rust targets (rustup), and as root on
-# Debian qemu-user-static and the cross C libraries.
+# The release matrix of patch-uwsgi, built on an x86_64 Linux machine, into OUTDIR: wheels for
+# the 14 Linux platforms cibuildwheel builds on (manylinux and musllinux of x86_64, i686,
+# aarch64, ppc64le, s390x, armv7l and riscv64), and the sdist. docs/wheels.md says which wheel
+# serves which platform and why; in short:
+#   - x86_64, i686, aarch64: two wheels each, cross-linked by maturin with zig: manylinux2014
+#     (dynamic, glibc symbols <= 2.17) and musllinux_1_2 (static musl);
+#   - ppc64le, s390x, armv7l, riscv64: one wheel each, tagged for both libcs (manylinux_2_17,
+#     with its manylinux2014 alias where PEP 599 defines one, and musllinux_1_2), holding one
+#     executable that links glibc statically with Debian's cross gcc. rustup has no musl
+#     standard library for these targets, and a static executable asks nothing of the C
+#     library of the system it runs on. maturin refuses to mix manylinux and musllinux tags,
+#     so `wheel tags` (pinned in scripts/wheel-tools.txt) sets them after the build.
+# Each wheel is then checked and smoke-run under qemu user emulation by scripts/check-wheel.py.
+# Installs what it needs: the pinned tools of scripts/wheel-tools.txt into target/wheel-tools,
+# the Rust targets (rustup), and on Debian (as root, or with password-less sudo) qemu-user-static,
+# the cross C libraries and the cross compilers.
 #
 # usage: scripts/build-wheels.sh OUTDIR
 #   PATCH_UWSGI_WHEEL_TARGETS="aarch64-unknown-linux-gnu ..."  build only these (and no sdist)
 set -euo pipefail
 out=${1:?usage: scripts/build-wheels.sh OUTDIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
-mkdir -p "$out"
+fail() {
+    echo "build-wheels: $*" >&2
+    exit 2
+}
+mkdir -p "$out" || fail "cannot create the output folder $out"
 out=$(cd "$out" && pwd)
 
-# Rust target, compatibility, Debian packages (the cross C library for the smoke run of a
-# glibc wheel; the cross compiler where zig is not used), linker: zig, or a gcc linking statically.
+# Rust target; maturin's --compatibility; the platform tags the wheel gets afterwards ("-": as
+# maturin names them); Debian packages (the cross C library for the smoke run of a dynamic
+# glibc wheel; the cross compiler and static C library where zig is not used); linker: zig,
+# or a cross gcc linking glibc statically.
 matrix="
-x86_64-unknown-linux-gnu        manylinux2014 -                                           zig
-i686-unknown-linux-gnu          manylinux2014 libc6-i386-cross                            zig
-aarch64-unknown-linux-gnu       manylinux2014 libc6-arm64-cross                           zig
-powerpc64le-unknown-linux-gnu   manylinux2014 libc6-ppc64el-cross,gcc-powerpc64le-linux-gnu powerpc64le-linux-gnu-gcc
-s390x-unknown-linux-gnu         manylinux2014 libc6-s390x-cross                           zig
-armv7-unknown-linux-gnueabihf   manylinux2014 libc6-armhf-cross                           zig
-x86_64-unknown-linux-musl       musllinux_1_2 -                                           zig
-aarch64-unknown-linux-musl      musllinux_1_2 -                                           zig
-i686-unknown-linux-musl         musllinux_1_2 -                                           zig
+x86_64-unknown-linux-gnu      manylinux2014 -                                                          -                                                 zig
+i686-unknown-linux-gnu        manylinux2014 -                                                          libc6-i386-cross                                  zig
+aarch64-unknown-linux-gnu     manylinux2014 -                                                          libc6-arm64-cross                                 zig
+x86_64-unknown-linux-musl     musllinux_1_2 -                                                          -                                                 zig
+i686-unknown-linux-musl       musllinux_1_2 -                                                          -                                                 zig
+aarch64-unknown-linux-musl    musllinux_1_2 -                                                          -                                                 zig
+powerpc64le-unknown-linux-gnu linux manylinux2014_ppc64le.manylinux_2_17_ppc64le.musllinux_1_2_ppc64le gcc-powerpc64le-linux-gnu,libc6-dev-ppc64el-cross powerpc64le-linux-gnu-gcc
+s390x-unknown-linux-gnu       linux manylinux2014_s390x.manylinux_2_17_s390x.musllinux_1_2_s390x       gcc-s390x-linux-gnu,libc6-dev-s390x-cross         s390x-linux-gnu-gcc
+armv7-unknown-linux-gnueabihf linux manylinux2014_armv7l.manylinux_2_17_armv7l.musllinux_1_2_armv7l    gcc-arm-linux-gnueabihf,libc6-dev-armhf-cross     arm-linux-gnueabihf-gcc
+riscv64gc-unknown-linux-gnu   linux manylinux_2_17_riscv64.musllinux_1_2_riscv64                       gcc-riscv64-linux-gnu,libc6-dev-riscv64-cross     riscv64-linux-gnu-gcc
 "
 wanted=${PATCH_UWSGI_WHEEL_TARGETS:-all}
-selected=$(echo "$matrix" | awk -v w=" $wanted " 'NF==4 && (w==" all " || index(w, " " $1 " "))')
+selected=$(echo "$matrix" | awk -v w=" $wanted " 'NF==5 && (w==" all " || index(w, " " $1 " "))')
 if [ -z "$selected" ]; then
-    echo "build-wheels: no target of the matrix matches PATCH_UWSGI_WHEEL_TARGETS=$wanted" >&2
-    exit 2
+    fail "no target of the matrix matches PATCH_UWSGI_WHEEL_TARGETS=$wanted"
 fi
 
-# Tools: maturin and zig from PyPI, pinned, in a venv of their own.
+# Tools: maturin, zig and wheel from PyPI, pinned, in a venv of their own (made again when
+# scripts/wheel-tools.txt changed since; the venv keeps a copy of it).
 tools=$repo/target/wheel-tools
-if ! "$tools/bin/python" -c "import ziglang" 2>/dev/null || [ ! -x "$tools/bin/maturin" ]; then
-    python3 -m venv "$tools"
-    "$tools/bin/pip" install -q -r "$repo/scripts/wheel-tools.txt"
+if ! cmp -s "$repo/scripts/wheel-tools.txt" "$tools/wheel-tools.txt" \
+    || [ ! -x "$tools/bin/maturin" ] || [ ! -x "$tools/bin/wheel" ]; then
+    rm -rf "$tools" || fail "cannot remove the old tools venv $tools"
+    python3 -m venv "$tools" || fail "python3 -m venv $tools failed"
+    "$tools/bin/pip" install -q -r "$repo/scripts/wheel-tools.txt" \
+        || fail "could not install the tools of scripts/wheel-tools.txt from PyPI"
+    cp "$repo/scripts/wheel-tools.txt" "$tools/wheel-tools.txt"
 fi
 export PATH="$tools/bin:$PATH"
 
-# qemu and the cross C libraries (Debian, as root); check-wheel.py names what is still missing.
+# qemu, the cross C libraries and compilers (Debian); check-wheel.py names what is
+# still missing for a smoke run, and a missing cross gcc fails its target below.
 packages="qemu-user-static"
-for package in $(echo "$selected" | awk '$3 != "-" {print $3}' | tr ',' ' '); do packages="$packages $package"; done
+for package in $(echo "$selected" | awk '$4 != "-" {print $4}' | tr ',' ' '); do
+    packages="$packages $package"
+done
 missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
-if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq
-    # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+if [ -n "$missing" ]; then
+    # As root, or through sudo where it asks no password (a CI runner).
+    as_root=()
+    [ "$(id -u)" = 0 ] || as_root=(sudo -n)
+    if command -v apt-get >/dev/null && "${as_root[@]}" true 2>/dev/null; then
+        "${as_root[@]}" apt-get update -qq \
+            || fail "apt-get update failed (needed for: $(echo $missing))"
+        # shellcheck disable=SC2086
+        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null \
+            || fail "apt-get install failed for: $(echo $missing)"
+    else
+        echo "build-wheels: not installing $(echo $missing): no apt-get, or not root and no" \
+            "password-less sudo" >&2
+    fi
 fi
 
 started=$(date +%s)
 failed=0
-while read -r target compatibility _ linker; do
+# The rows come on fd 3, so that nothing run in the loop can read them from stdin.
+while read -r target compatibility tags debs linker <&3; do
     if ! rustup target list --installed | grep -qx "$target" && ! rustup target add "$target"; then
         echo "FAILED $target: rustup could not add the target" && failed=1 && continue
     fi
@@ -66,24 +97,47 @@ while read -r target compatibility _ linker; do
         how=(--zig)
     else
         # Static glibc, linked by the named cross gcc (see the top of this file).
+        if ! command -v "$linker" >/dev/null; then
+            echo "FAILED $target: no $linker on PATH (Debian packages ${debs//,/ })"
+            failed=1 && continue
+        fi
         upper=$(echo "$target" | tr 'a-z-' 'A-Z_')
         export "CARGO_TARGET_${upper}_LINKER=$linker"
         export "CARGO_TARGET_${upper}_RUSTFLAGS=-C target-feature=+crt-static"
-        how=()
+        how=(--auditwheel skip)
     fi
     # Its own target folder: a `cargo test` running meanwhile holds the lock on target/.
+    # Each wheel is made in a folder of its own first, then (retagged and) moved to OUTDIR.
+    scratch=$(mktemp -d "$out/.build-XXXXXX")
     built=$(CARGO_TARGET_DIR=$repo/target/wheel-build maturin build --release "${how[@]}" \
         --manifest-path "$repo/Cargo.toml" --target "$target" \
-        --compatibility "$compatibility" --out "$out" 2>&1) || {
+        --compatibility "$compatibility" --out "$scratch" 2>&1) || {
         echo "$built" | tail -n 30 >&2
-        echo "FAILED $target: maturin could not build it" && failed=1 && continue
+        echo "FAILED $target: maturin could not build it" && failed=1 && rm -rf "$scratch" && continue
     }
-    wheel=$(echo "$built" | sed -n 's/.*Built wheel to //p' | tail -n1)
-    python3 "$repo/scripts/check-wheel.py" "$wheel" || failed=1
-done <<< "$selected"
+    # glibc warns when a static link pulls in what needs its shared parts at run time (NSS,
+    # dlopen, iconv); such a binary would not be self-contained.
+    if echo "$built" | grep -q 'statically linked applications requires at runtime'; then
+        echo "$built" | grep 'statically linked applications' >&2
+        echo "FAILED $target: the static link uses parts of glibc that need its shared libraries"
+        failed=1 && rm -rf "$scratch" && continue
+    fi
+    wheel=$(ls "$scratch"/*.whl)
+    if [ "$tags" != - ]; then
+        retagged=$(wheel tags --remove --platform-tag "$tags" "$wheel") || {
+            echo "FAILED $target: wheel tags --platform-tag $tags failed on $wheel"
+            failed=1 && rm -rf "$scratch" && continue
+        }
+        wheel=$scratch/$retagged
+    fi
+    mv -f "$wheel" "$out/" || fail "cannot move $wheel into $out"
+    rm -rf "$scratch"
+    python3 "$repo/scripts/check-wheel.py" "$out/$(basename "$wheel")" || failed=1
+done 3<<< "$selected"
 
 if [ "$wanted" = all ]; then
-    maturin sdist --manifest-path "$repo/Cargo.toml" --out "$out" >/dev/null
+    maturin sdist --manifest-path "$repo/Cargo.toml" --out "$out" >/dev/null \
+        || { echo "FAILED sdist: maturin sdist failed"; failed=1; }
 fi
 echo "build-wheels: $(ls "$out" | wc -l) files in $out in $(( $(date +%s) - started )) s"
 ls -l "$out"
