@@ -501,17 +501,12 @@ print(json.dumps(accepted))
 
 /// `platform -> (image, accepted tags)` for every Linux platform of cibuildwheel 4.3.5
 /// (`cibuildwheel --print-build-identifiers --platform linux --archs all`).
-fn cibuildwheel_platforms() -> Option<BTreeMap<String, (String, Vec<String>)>> {
-    let venv = cibuildwheel_venv()?;
-    let project = tempfile::tempdir().unwrap();
-    std::fs::write(
-        project.path().join("pyproject.toml"),
-        "[project]\nname = \"probe\"\nversion = \"0\"\n",
-    )
-    .unwrap();
+/// `cibuildwheel --print-build-identifiers --platform linux --archs all` run in `project` (with
+/// none of the caller's `CIBW_*` variables): its output.
+fn print_identifiers(venv: &Path, project: &Path) -> std::process::Output {
     let mut command = Command::new(venv.join("bin/cibuildwheel"));
     command
-        .current_dir(project.path())
+        .current_dir(project)
         .args(["--print-build-identifiers", "--platform", "linux"])
         .args(["--archs", "all"]);
     for (key, _) in std::env::vars_os() {
@@ -521,6 +516,94 @@ fn cibuildwheel_platforms() -> Option<BTreeMap<String, (String, Vec<String>)>> {
     }
     let out = command.output().unwrap();
     assert!(out.status.success(), "cibuildwheel: {:?}", texts(&out));
+    out
+}
+
+/// The example builds exactly cibuildwheel 4.3.5's default Linux identifiers less the
+/// free-threaded ones; each is a CPython that the example's uWSGI release builds for (the
+/// release table of `patch_uwsgi::support`) on a platform a wheel of the release matrix serves,
+/// and each free-threaded one left out is one `patch_uwsgi` refuses.
+#[test]
+fn example_builds_the_default_identifiers_uwsgi_and_the_tool_support() {
+    let Some(venv) = cibuildwheel_venv() else {
+        return;
+    };
+    let example = support::repo().join("examples/uwsgi-wheels");
+    let lines = |out: std::process::Output| -> Vec<String> {
+        texts(&out).0.lines().map(str::to_string).collect()
+    };
+    let example_ids = lines(print_identifiers(&venv, &example));
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(
+        empty.path().join("pyproject.toml"),
+        "[project]\nname = \"probe\"\nversion = \"0\"\n",
+    )
+    .unwrap();
+    let defaults = lines(print_identifiers(&venv, empty.path()));
+    let free_threaded = |id: &str| id.split('-').next().unwrap().ends_with('t');
+    let expected: Vec<String> = defaults
+        .iter()
+        .filter(|id| !free_threaded(id))
+        .cloned()
+        .collect();
+    assert_eq!(example_ids, expected, "the example's build list");
+    assert!(
+        defaults.iter().any(|id| free_threaded(id)),
+        "cibuildwheel builds no free-threaded identifier: the skip is stale"
+    );
+
+    // The uWSGI release of the example: its version with the project's own suffix dropped.
+    let pyproject = std::fs::read_to_string(example.join("pyproject.toml")).unwrap();
+    let version = pyproject
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|rest| rest.split('"').next())
+        .expect("the example's [project] version");
+    let release = version.split(".post").next().unwrap();
+    let tree = Path::new("uwsgi");
+    let python = Path::new("python");
+    let matrix = matrix();
+    for id in &defaults {
+        let (tag, platform) = id.split_once('-').unwrap();
+        let digits = tag.trim_start_matches("cp").trim_end_matches('t');
+        let python_version = format!("{}.{}.0", &digits[..1], &digits[1..]);
+        let abiflags = if free_threaded(id) { "t" } else { "" };
+        let refusal = patch_uwsgi::support::check_python_support(
+            tree,
+            release,
+            python,
+            &python_version,
+            abiflags,
+        );
+        if free_threaded(id) {
+            let message = refusal.expect_err(id).to_string();
+            assert!(message.contains("cp31?t-*"), "{id}: {message}");
+            continue;
+        }
+        assert!(refusal.is_ok(), "{id}: {refusal:?}");
+        // manylinux_x86_64 -> a wheel tagged manylinux_2_17_x86_64 (or musllinux_1_2_x86_64).
+        let (libc, arch) = platform.split_once('_').unwrap();
+        let wanted = match libc {
+            "manylinux" => format!("manylinux_2_17_{arch}"),
+            "musllinux" => format!("musllinux_1_2_{arch}"),
+            other => panic!("{id}: unknown platform {other}"),
+        };
+        assert!(
+            matrix.iter().any(|row| row_tags(row).contains(&wanted)),
+            "{id}: no wheel of the release matrix is tagged {wanted}"
+        );
+    }
+}
+
+fn cibuildwheel_platforms() -> Option<BTreeMap<String, (String, Vec<String>)>> {
+    let venv = cibuildwheel_venv()?;
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(
+        project.path().join("pyproject.toml"),
+        "[project]\nname = \"probe\"\nversion = \"0\"\n",
+    )
+    .unwrap();
+    let out = print_identifiers(&venv, project.path());
     let mut python = Command::new(venv.join("bin/python"))
         .args(["-c", ACCEPTED_TAGS])
         .stdin(std::process::Stdio::piped())
