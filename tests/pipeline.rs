@@ -167,11 +167,25 @@ fn cibuildwheel_in_the_manylinux_stand_in_and_the_wheels_serve_on_other_distribu
         .unwrap();
     assert!(unzip.status.success(), "{:?}", support::texts(&unzip));
     write_app(&root, &modules);
+    // auditwheel moved the executable to <dist>.scripts/ (my_uwsgi.scripts/uwsgi here).
+    let scripts = std::fs::read_dir(&site)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| name.ends_with(".scripts"))
+        .expect("a <dist>.scripts folder in the repaired wheel");
+    // (Python's zipfile keeps no file modes; pip would make it executable.)
+    let program = site.join(&scripts).join("uwsgi");
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let launcher = launcher_in(
         out.path(),
         "uwsgi-no-python",
         &root,
-        "/opt/app/uwsgi.scripts/uwsgi",
+        &format!("/opt/app/{scripts}/uwsgi"),
     );
     let answer = serve_app(&launcher, "trixie, no Python");
     assert_eq!(answer["version"], "3.13");
