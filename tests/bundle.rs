@@ -52,6 +52,11 @@ fn wheel(dir: &Path, dist: &str, members: &[(&str, Vec<u8>)]) -> PathBuf {
 
 /// `patch_uwsgi bundle WHEELS -w OUT --python PY --json`.
 fn bundle(wheels: &[&Path], out_dir: &Path, python: &Path) -> Output {
+    bundle_with(wheels, out_dir, python, &[])
+}
+
+/// `patch_uwsgi bundle WHEELS -w OUT --python PY --json OPTIONS`.
+fn bundle_with(wheels: &[&Path], out_dir: &Path, python: &Path, options: &[&str]) -> Output {
     support::bin()
         .arg("bundle")
         .args(wheels)
@@ -60,8 +65,36 @@ fn bundle(wheels: &[&Path], out_dir: &Path, python: &Path) -> Output {
         .arg("--python")
         .arg(python)
         .arg("--json")
+        .args(options)
         .output()
         .unwrap()
+}
+
+/// `wheel` copied to `out` with `member` stored (not deflated) and one byte of its data
+/// changed: its CRC no longer matches.
+fn corrupted(wheel: &Path, member: &str, out: &Path) {
+    let corrupter = "import io, sys, zipfile\n\
+        source = zipfile.ZipFile(sys.argv[1])\n\
+        buffer = io.BytesIO()\n\
+        with zipfile.ZipFile(buffer, 'w') as z:\n\
+        \x20   for info in source.infolist():\n\
+        \x20       data = source.read(info)\n\
+        \x20       if info.filename == sys.argv[2]:\n\
+        \x20           info.compress_type = zipfile.ZIP_STORED\n\
+        \x20       z.writestr(info, data)\n\
+        data = bytearray(buffer.getvalue())\n\
+        info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo(sys.argv[2])\n\
+        start = info.header_offset + 30 + len(info.filename) + len(info.extra)\n\
+        data[start + 100] ^= 0xff\n\
+        open(sys.argv[3], 'wb').write(data)\n";
+    assert!(Command::new("python3")
+        .args(["-c", corrupter])
+        .arg(wheel)
+        .arg(member)
+        .arg(out)
+        .status()
+        .unwrap()
+        .success());
 }
 
 /// The names in a zip file.
@@ -251,4 +284,196 @@ fn a_failed_rename_puts_back_what_the_earlier_renames_replaced() {
             "second-1.0-cp311-cp311-linux_x86_64.whl"
         ]
     );
+}
+
+/// Bad input to `bundle`: exit 2, one message saying nothing was written, and the output
+/// folder left empty. The wheels are uWSGI-shaped (`<dist>.data/scripts/uwsgi`); `good` bundles.
+#[test]
+fn refuses_bad_input_and_leaves_the_output_folder_empty() {
+    let Some(python) = python311() else { return };
+    let Some((_, py312)) = support::require_python("3.12") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let dir = |name: &str| {
+        let path = work.path().join(name);
+        std::fs::create_dir(&path).unwrap();
+        path
+    };
+    let uwsgi_wheel = |name: &str, script: Vec<u8>| {
+        wheel(
+            &dir(name),
+            "uwsgi",
+            &[("uwsgi-1.0.data/scripts/uwsgi", script)],
+        )
+    };
+    let decorators: String = (0..200)
+        .map(|i| {
+            format!(
+                "def decorator_{i}(f):\n    return f  # {}\n",
+                i * 7919 % 1000
+            )
+        })
+        .collect();
+    let good = wheel(
+        &dir("good"),
+        "uwsgi",
+        &[
+            ("uwsgi-1.0.data/scripts/uwsgi", finder_elf("3.11", Some(3))),
+            (
+                "uwsgi-1.0.data/purelib/uwsgidecorators.py",
+                decorators.into_bytes(),
+            ),
+        ],
+    );
+    let not_a_zip = dir("not-a-zip").join(good.file_name().unwrap());
+    std::fs::write(&not_a_zip, "not a zip").unwrap();
+    let corrupt = dir("corrupt").join(good.file_name().unwrap());
+    corrupted(&good, "uwsgi-1.0.data/purelib/uwsgidecorators.py", &corrupt);
+    // An executable linked to a shared libpython (its NEEDED name among its bytes), an ELF
+    // with neither that nor the finder, an executable with the first runtime finder (which
+    // knows no bundled stdlib), and one auditwheel has already moved to `uwsgi.scripts/`.
+    let shared = uwsgi_wheel(
+        "shared",
+        b"\x7fELF....NEEDED libpython3.11.so.1.0 ....".to_vec(),
+    );
+    let plain = uwsgi_wheel("plain", b"\x7fELF.... no python here ....".to_vec());
+    let old_finder = uwsgi_wheel("old-finder", finder_elf("3.11", None));
+    let repaired = wheel(
+        &dir("repaired"),
+        "uwsgi",
+        &[("uwsgi.scripts/uwsgi", finder_elf("3.11", Some(3)))],
+    );
+    let empty = dir("empty-out");
+    let a_file = work.path().join("a-file");
+    std::fs::write(&a_file, "").unwrap();
+    let (py311, py312) = (python.as_path(), py312.as_path());
+    for (wheels, options, out_dir, python, wanted) in [
+        (
+            vec![not_a_zip.as_path()],
+            vec![],
+            empty.as_path(),
+            py311,
+            "not a readable wheel",
+        ),
+        (
+            vec![corrupt.as_path()],
+            vec![],
+            empty.as_path(),
+            py311,
+            "corrupt member uwsgi-1.0.data/purelib/uwsgidecorators.py",
+        ),
+        (
+            vec![good.as_path()],
+            vec!["--exclude", "_nosuch,math"],
+            empty.as_path(),
+            py311,
+            "--exclude _nosuch: not an extension module",
+        ),
+        (
+            vec![old_finder.as_path()],
+            vec!["--stdlib"],
+            empty.as_path(),
+            py311,
+            "older patch-uwsgi",
+        ),
+        (
+            vec![good.as_path()],
+            vec![],
+            empty.as_path(),
+            py312,
+            "is tagged cp311",
+        ),
+        (
+            vec![good.as_path()],
+            vec![],
+            a_file.as_path(),
+            py311,
+            "the output folder is a file",
+        ),
+        (
+            vec![good.as_path(), not_a_zip.as_path()],
+            vec![],
+            empty.as_path(),
+            py311,
+            "not a readable wheel",
+        ),
+        (
+            vec![shared.as_path()],
+            vec![],
+            empty.as_path(),
+            py311,
+            "links a shared libpython",
+        ),
+        (
+            vec![plain.as_path()],
+            vec![],
+            empty.as_path(),
+            py311,
+            "no executable in it embeds",
+        ),
+        (
+            vec![repaired.as_path()],
+            vec![],
+            empty.as_path(),
+            py311,
+            "already repaired by auditwheel (uwsgi.scripts/uwsgi): bundle the wheel as built, \
+             before `auditwheel repair`",
+        ),
+    ] {
+        let out = bundle_with(&wheels, out_dir, python, &options);
+        let (_, stderr) = support::texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{wanted}: {stderr}");
+        assert!(
+            stderr.contains(wanted) && stderr.contains("nothing was written"),
+            "{wanted}: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&empty).unwrap().count(),
+            0,
+            "{wanted}: wrote something"
+        );
+    }
+
+    // A folder that cannot be written: for root (who writes anywhere), a read-only bind mount
+    // of it in a private mount namespace; for anyone else, a folder without write permission.
+    let readonly = dir("read-only");
+    let mut command = if support::running_as_root() {
+        let mut command = Command::new("unshare");
+        command
+            .args(["-m", "sh", "-c"])
+            .arg(
+                "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" && shift && \
+                 exec \"$@\"",
+            )
+            .arg("sh")
+            .arg(&readonly)
+            .arg(env!("CARGO_BIN_EXE_patch_uwsgi"));
+        command
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&readonly, std::fs::Permissions::from_mode(0o555)).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_patch_uwsgi"))
+    };
+    let out = command
+        .env_remove("PATCH_UWSGI_LIBPYTHON")
+        .arg("bundle")
+        .arg(&good)
+        .arg("-w")
+        .arg(&readonly)
+        .arg("--python")
+        .arg(py311)
+        .output()
+        .unwrap();
+    let (_, stderr) = support::texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot write a wheel there") && stderr.contains("nothing was written"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&readonly).unwrap().count(), 0);
+
+    // The good wheel is good: alone, it bundles.
+    let out = bundle(&[&good], &empty, py311);
+    assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
 }

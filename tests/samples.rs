@@ -1,5 +1,6 @@
-//! Every vendored uWSGI release: snapshots of the patched plugin and of the whole diff, and the
-//! apply / check / revert laws on temp copies.
+//! Every vendored uWSGI release: snapshots of the plugin's change and of the whole diff (with
+//! the blocks every release shares snapshotted once), and the apply / check / revert laws on
+//! temp copies.
 
 mod support;
 
@@ -34,8 +35,87 @@ fn options() -> Options {
     }
 }
 
+/// The blocks `patch_uwsgi` adds (`# >>> patch-uwsgi:ID vN >>>` through
+/// `# <<< patch-uwsgi:ID <<<`), as `(ID, text)` in the order first met. Each is the same in
+/// every release, so it is snapshotted once (`samples__patch_uwsgi_blocks.snap`) and each
+/// release's snapshots hold one placeholder line where it stands.
+#[derive(Default)]
+struct SharedBlocks(Vec<(String, String)>);
+
+impl SharedBlocks {
+    fn placeholder(prefix: &str, id: &str) -> String {
+        format!("{prefix}# [the patch-uwsgi:{id} block: samples__patch_uwsgi_blocks.snap]\n")
+    }
+
+    /// `text` with every block whose lines all start with `prefix` (`+` in a diff) replaced by
+    /// its placeholder line. A block met before must be the same here, byte for byte; the text
+    /// is checked to come back exactly when each placeholder is replaced by its block.
+    fn replace_in(&mut self, text: &str, prefix: &str, what: &str) -> String {
+        let start = format!("{prefix}# >>> patch-uwsgi:");
+        let mut out = String::new();
+        let mut lines = text.split_inclusive('\n');
+        while let Some(line) = lines.next() {
+            let Some(rest) = line.strip_prefix(&start) else {
+                out.push_str(line);
+                continue;
+            };
+            let id = rest.split(' ').next().unwrap().to_string();
+            let end = format!("{prefix}# <<< patch-uwsgi:{id} <<<");
+            let mut block = line[prefix.len()..].to_string();
+            loop {
+                let line = lines
+                    .next()
+                    .unwrap_or_else(|| panic!("{what}: the {id} block does not end"));
+                let unprefixed = line
+                    .strip_prefix(prefix)
+                    .unwrap_or_else(|| panic!("{what}: a line of the {id} block: {line:?}"));
+                block.push_str(unprefixed);
+                if line.trim_end_matches('\n') == end {
+                    break;
+                }
+            }
+            match self.0.iter().find(|(known, _)| *known == id) {
+                Some((_, known)) => assert_eq!(
+                    &block, known,
+                    "{what}: the {id} block differs from the one in the shared snapshot"
+                ),
+                None => self.0.push((id.clone(), block)),
+            }
+            out.push_str(&Self::placeholder(prefix, &id));
+        }
+        assert_eq!(self.restore(&out, prefix), text, "{what}: not restored");
+        out
+    }
+
+    /// `reduced` with each placeholder line replaced by its block, every line prefixed.
+    fn restore(&self, reduced: &str, prefix: &str) -> String {
+        let mut out = String::new();
+        for line in reduced.split_inclusive('\n') {
+            match self
+                .0
+                .iter()
+                .find(|(id, _)| line == Self::placeholder(prefix, id))
+            {
+                Some((_, block)) => {
+                    for block_line in block.split_inclusive('\n') {
+                        out.push_str(prefix);
+                        out.push_str(block_line);
+                    }
+                }
+                None => out.push_str(line),
+            }
+        }
+        out
+    }
+}
+
+/// Every release's patched output, snapshotted without repeating what all releases share: per
+/// release the plugin's change (a unified diff of the vendored file and `patch_text`'s output)
+/// and `diff`'s whole output, each with a placeholder line for every shared block; the blocks
+/// themselves once. Any change to any release's output changes one of these snapshots.
 #[test]
 fn snapshots_of_every_release() {
+    let mut shared = SharedBlocks::default();
     insta::glob!("../vendor-samples", "*/uwsgiconfig.py", |config| {
         let dir = config.parent().unwrap();
         let version = dir.file_name().unwrap().to_str().unwrap();
@@ -43,12 +123,23 @@ fn snapshots_of_every_release() {
         let patched =
             patch_uwsgi::patch_text(FileKind::PythonPlugin, &plugin, "uwsgiplugin.py".as_ref())
                 .unwrap();
-        insta::assert_snapshot!(format!("plugin-{version}"), patched.text);
+        let patched = shared.replace_in(&patched.text, "", &format!("{version} plugin"));
+        let plugin_change = similar::TextDiff::from_lines(&plugin, &patched)
+            .unified_diff()
+            .header("vendored", "patched")
+            .to_string();
+        insta::assert_snapshot!(format!("plugin-{version}"), plugin_change);
         let (_tmp, tree) = sample_tree(version);
         let (report, diff) = patch_uwsgi::diff(&tree, &options()).unwrap();
         assert!(report.needs_work());
+        let diff = shared.replace_in(&diff, "+", &format!("{version} diff"));
         insta::assert_snapshot!(format!("diff-{version}"), diff);
     });
+    let ids: Vec<&str> = shared.0.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["plugin-link-plan", "rebuild-guard"]);
+    let blocks: Vec<&str> = shared.0.iter().map(|(_, block)| block.as_str()).collect();
+    let blocks = blocks.join("\n");
+    insta::assert_snapshot!("patch_uwsgi_blocks", blocks);
 }
 
 #[test]

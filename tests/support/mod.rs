@@ -395,3 +395,25 @@ pub fn output_of_fresh_copy(command: &mut Command) -> Output {
     }
     command.output().unwrap()
 }
+
+/// Remove the folder `path` when the test process exits: for temp folders a `static` keeps for
+/// every test of a binary (a `static` is never dropped, so a `TempDir` in one would stay).
+pub fn remove_at_exit(path: &Path) {
+    static PATHS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    extern "C" fn remove_all() {
+        let paths = PATHS.lock().unwrap_or_else(|e| e.into_inner());
+        for path in paths.iter() {
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
+    PATHS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(path.to_path_buf());
+    REGISTERED.call_once(|| {
+        // SAFETY: `remove_all` is a plain function that stays valid until the process ends.
+        let registered = unsafe { libc::atexit(remove_all) };
+        assert_eq!(registered, 0, "atexit");
+    });
+}
