@@ -17,7 +17,7 @@ tar_ms=$(for _ in $(seq "$runs"); do t tar -xJf "$tarball" -C "$work/out" cpytho
 ours_ms=$(for _ in $(seq "$runs"); do rm -f "$work/cpython-3.12.1/lib/libpython3.12.a"; t env XDG_CACHE_HOME="$work/cache" "$bin" locate --python "$python" --manylinux-root "$work/root" --no-pie no; done | best)
 linked_ms=$(for _ in $(seq "$runs"); do rm -rf "$work/cpython-3.12.1/lib/libpython3.12.a" "$work/cache/patch-uwsgi/pie-probe"; t env XDG_CACHE_HOME="$work/cache" "$bin" locate --python "$python" --manylinux-root "$work/root"; done | best)
 cached_ms=$(for _ in $(seq "$runs"); do t env XDG_CACHE_HOME="$work/cache" "$bin" locate --python "$python" --manylinux-root "$work/root"; done | best)
-probe="$(cat "$repo/src/blocks/probe.py")"
+probe="$(cat "$repo/src/plan/probe.py")"
 launch_ms=$(for _ in $(seq "$runs"); do t "$python" -S -c "$probe"; done | best)
 echo "best of $runs runs, milliseconds:"
 echo "  tar -xJf TARBALL MEMBER:                   $tar_ms"

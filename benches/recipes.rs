@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use patch_uwsgi::libpython::{Located, Source};
+use patch_uwsgi::plan::interpreter::Interpreter;
+use patch_uwsgi::plan::libpython::{Located, Source};
 use patch_uwsgi::plan::{LinkPlan, Mode};
-use patch_uwsgi::python::Interpreter;
 use patch_uwsgi::{FileKind, Options, Target};
 
 // The integration tests' helpers (copying a vendored tree).

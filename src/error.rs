@@ -1,4 +1,6 @@
-//! The one error type of the library.
+//! The one error type of the library. It sits below every other module and imports none of
+//! them: what a message needs from elsewhere (a release-table row, the archives tried) is
+//! stored as plain data.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -25,8 +27,7 @@ pub enum Error {
 
     /// The tree's uWSGI release cannot build its python plugin for the target CPython.
     #[error(
-        "{tree}: uWSGI {uwsgi_version} cannot build its python plugin for CPython {python_version}: {}",
-        support_text(.support, .selector)
+        "{tree}: uWSGI {uwsgi_version} cannot build its python plugin for CPython {python_version}: {reason}"
     )]
     UnsupportedPython {
         /// The uWSGI tree.
@@ -35,10 +36,11 @@ pub enum Error {
         uwsgi_version: String,
         /// The target interpreter's `X.Y.Z`.
         python_version: String,
-        /// The table's row for that minor.
-        support: &'static crate::support::MinorSupport,
         /// The cibuildwheel `skip` selector that leaves this Python out (`cp313-*`).
         selector: String,
+        /// What the release table says: the first release that builds (or the newest one
+        /// checked), what the release before stops on, and the two ways out.
+        reason: String,
     },
 
     /// The target interpreter is a free-threaded build, which patch-uwsgi does not support.
@@ -197,8 +199,9 @@ pub enum Error {
         python: PathBuf,
         /// The archive name looked for.
         wanted: String,
-        /// Every candidate looked at and why it was rejected.
-        tried: Vec<crate::libpython::Candidate>,
+        /// Every candidate looked at and why it was rejected, one line each:
+        /// `PATH (SOURCE): REASON`.
+        tried: Vec<String>,
     },
 
     /// The probe link of the archive failed with and without `-no-pie`.
@@ -239,19 +242,13 @@ fn hint_text(hint: &Option<PathBuf>) -> String {
     }
 }
 
-fn tried_text(tried: &[crate::libpython::Candidate]) -> String {
+fn tried_text(tried: &[String]) -> String {
     let mut out = String::new();
     if tried.is_empty() {
         out.push_str(" nothing");
     }
-    for c in tried {
-        let _ = write!(
-            out,
-            "\n  {} ({}): {}",
-            c.path.display(),
-            c.source,
-            c.rejected.as_deref().unwrap_or("accepted")
-        );
+    for line in tried {
+        let _ = write!(out, "\n  {line}");
     }
     out
 }
@@ -303,20 +300,5 @@ impl Error {
             },
             other => other,
         }
-    }
-}
-
-/// The rest of [`Error::UnsupportedPython`]'s message: the first release that builds (or the
-/// newest one checked), what the release before stops on, and the two ways out.
-fn support_text(support: &crate::support::MinorSupport, selector: &str) -> String {
-    match support.first_release {
-        Some(first) => format!(
-            "the first release that does is {first} ({} stops on `{}`). Use uWSGI {first} or later, or leave CPython {} out of the build (cibuildwheel: skip = \"{selector}\")",
-            support.checked_up_to, support.stops_on, support.minor
-        ),
-        None => format!(
-            "no release up to {} does (it stops on `{}`). Leave CPython {} out of the build (cibuildwheel: skip = \"{selector}\") until a uWSGI release supports it",
-            support.checked_up_to, support.stops_on, support.minor
-        ),
     }
 }

@@ -19,35 +19,46 @@
 //! println!("uWSGI {}: {:?}", report.uwsgi_version, report.mode);
 //! # Ok::<(), patch_uwsgi::Error>(())
 //! ```
+//!
+//! # Modules
+//!
+//! One folder per concern, each script or C file beside the Rust that uses it; every module
+//! uses only those listed below it (no circle):
+//!
+//! | module | what it does |
+//! | --- | --- |
+//! | `runtime` | [`runtime::verify`] (the embedding check, `verify_embed.c`, `verify_imports.py`), [`runtime::bundle`] (`bundle_wheel.py`), [`runtime::wheel`] (`verify --wheel`) |
+//! | `tree` | [`apply`], [`check`], [`diff`], [`revert`], [`locate`]; `tree::fsio` writes several files all or nothing under the tree's lock |
+//! | `options` | [`Options`], [`VerifyOptions`], and [`Options::interpreter`], the one way an operation gets its interpreter |
+//! | [`plan`] | the link plan and its file; [`plan::interpreter`] (the probe, `probe.py`), [`plan::libpython`] (the archive search), the compiler and the `-no-pie` probe link |
+//! | [`recipes`] | the rewrites of uWSGI's files and their markers, the blocks they insert (`rebuild_guard.py`, `plugin_link_plan.py`, `runtime_finder.c`), the text handling, and [`recipes::support`], the uWSGI-release/CPython table |
+//! | `cache`, `files` | the cache folder (saved probes, `-no-pie` answers); single-file writes |
+//! | `process`, [`error`](Error) | bounded child processes and what they said; the one error type, which imports nothing of the crate |
+//!
+//! The `patch_uwsgi` binary (`src/bin/patch_uwsgi/`: `main.rs`, `cli.rs` the usage text and
+//! the arguments of each command, `output.rs` the human reports) uses this library only.
 #![deny(missing_docs)]
 
-mod bundle;
+mod cache;
 mod error;
-mod fsio;
-pub mod libpython;
-mod link;
+mod files;
+mod options;
 pub mod plan;
 mod process;
-pub mod python;
-pub mod recipe;
-pub mod support;
-mod text;
+pub mod recipes;
+pub mod runtime;
 mod tree;
-pub mod verification;
-mod wheel_check;
 
-pub use bundle::{bundle, BundleOptions, BundleReport, BundledExecutable, BundledWheel};
+pub use cache::cache_dir_from;
 pub use error::{Error, Result};
-pub use libpython::SearchOptions;
-pub use link::{Compiler, PieDecision};
-pub use plan::{ModeChoice, PlanOptions};
-pub use python::Target;
-pub use recipe::{patch_text, revert_text, FileKind, Outcome, PatchedText};
-pub use tree::{
-    apply, check, diff, locate, revert, FileReport, Location, Options, RecipeReport, Report,
-};
-pub use verification::{verify, Verification, VerifyOptions};
-pub use wheel_check::{verify_wheel, WheelVerification};
+pub use options::{Options, VerifyOptions, RUN_TIMEOUT};
+pub use plan::libpython::SearchOptions;
+pub use plan::{Compiler, ModeChoice, PieDecision, PlanOptions, Target};
+pub use recipes::{patch_text, revert_text, FileKind, Outcome, PatchedText};
+pub use runtime::bundle::{bundle, BundleOptions, BundleReport, BundledExecutable, BundledWheel};
+pub use runtime::verify::{verify, Verification};
+pub use runtime::wheel::{verify_wheel, WheelVerification};
+pub use tree::{apply, check, diff, locate, revert, FileReport, Location, RecipeReport, Report};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

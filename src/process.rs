@@ -64,6 +64,33 @@ pub(crate) fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join(" / ")
 }
 
+/// Which of a finished process's output streams to quote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Streams {
+    /// Its standard error.
+    Stderr,
+    /// Its standard output, then its standard error.
+    Both,
+}
+
+/// What a finished process said, for a message: with `lines`, its last lines joined with
+/// " / " (see [`last_lines`]); without, all of it, trimmed. Empty when it said nothing. The one
+/// place a finished process becomes text; each caller words the message around it.
+pub(crate) fn said(output: &Output, streams: Streams, lines: Option<usize>) -> String {
+    let text = match streams {
+        Streams::Stderr => String::from_utf8_lossy(&output.stderr).into_owned(),
+        Streams::Both => format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    };
+    match lines {
+        Some(n) => last_lines(&text, n),
+        None => text.trim().to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +128,23 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(ended(pid), "the grandchild sleep {pid} outlived the limit");
+    }
+
+    #[test]
+    fn what_a_finished_process_said() {
+        let out = run_bounded(
+            Command::new("sh").args(["-c", "echo o1; echo o2; echo e1 >&2; echo e2 >&2; echo >&2"]),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(said(&out, Streams::Stderr, None), "e1\ne2");
+        assert_eq!(said(&out, Streams::Stderr, Some(1)), "e2");
+        assert_eq!(said(&out, Streams::Both, Some(3)), "o2 / e1 / e2");
+        let quiet = run_bounded(Command::new("true").arg(""), Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        assert_eq!(said(&quiet, Streams::Both, Some(6)), "");
     }
 
     #[test]

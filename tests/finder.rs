@@ -1,6 +1,6 @@
 //! The runtime finder on its own: the C that the patched `uwsgiplugin.py` compiles into a static
-//! uwsgi, taken from the recipe block, compiled with warnings as errors by every C compiler
-//! present (gcc and clang), with a `main` that prints what the constructor set. The program is
+//! uwsgi (`src/recipes/runtime_finder.c`, which the recipe block carries verbatim), compiled
+//! with warnings as errors by every C compiler present (gcc and clang), with a `main` that prints what the constructor set. The program is
 //! hard-linked into fake install layouts (a venv's `bin/`, auditwheel's `.scripts/`, package
 //! data at several depths, `pip install --user` and `--target`, a system prefix, an unpacked
 //! wheel) and run there with a chosen environment. Needs no root and no uWSGI build.
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BLOCK: &str = include_str!("../src/blocks/plugin_link_plan.py");
+const FINDER: &str = include_str!("../src/recipes/runtime_finder.c");
 
 /// What the constructor leaves for uWSGI, printed by the test's `main`.
 const VARIABLES: &[&str] = &[
@@ -23,12 +23,7 @@ const VARIABLES: &[&str] = &[
 
 /// The finder's C for Python 3.11, as the patched plugin writes it, plus a `main`.
 fn finder_source() -> String {
-    let start = BLOCK
-        .find("_patch_uwsgi_runtime_finder = r'''")
-        .expect("the finder in the block")
-        + "_patch_uwsgi_runtime_finder = r'''".len();
-    let end = start + BLOCK[start..].find("\n'''\n").expect("end of the finder");
-    let mut source = BLOCK[start..end]
+    let mut source = FINDER
         .replace("@PY@", "3.11")
         .replace("@ZIP@", "lib/python311.zip");
     source.push_str("\nint main(void) {\n");
@@ -441,4 +436,51 @@ fn runtime_finder_compiles_warning_free_and_finds_its_bundle_from_every_install_
 #[test]
 fn finder_carries_its_version_mark() {
     assert!(finder_source().contains("\"patch-uwsgi runtime finder 3\""));
+}
+
+/// The finder's C is a file of its own beside the recipe (a C file, so editors, compilers and
+/// linters see it as C), and the patched plugin still carries it verbatim, as the raw string the
+/// block hands to the link plan.
+#[test]
+fn the_finder_is_its_own_c_file_inserted_verbatim_into_the_patched_plugin() {
+    let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/recipes");
+    let c_file = recipes.join("runtime_finder.c");
+    let finder =
+        std::fs::read_to_string(&c_file).unwrap_or_else(|e| panic!("{}: {e}", c_file.display()));
+    assert!(
+        finder.starts_with("/* Written by patch-uwsgi"),
+        "{finder:.80}"
+    );
+    assert!(
+        finder.ends_with("}\n"),
+        "ends: {:?}",
+        &finder[finder.len() - 20..]
+    );
+    let py_file = recipes.join("plugin_link_plan.py");
+    let block =
+        std::fs::read_to_string(&py_file).unwrap_or_else(|e| panic!("{}: {e}", py_file.display()));
+    assert!(
+        !block.contains("#include"),
+        "{} still holds C",
+        py_file.display()
+    );
+    let plugin = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("vendor-samples/2.0.31/plugins/python/uwsgiplugin.py"),
+    )
+    .unwrap();
+    let patched = patch_uwsgi::patch_text(
+        patch_uwsgi::FileKind::PythonPlugin,
+        &plugin,
+        "uwsgiplugin.py".as_ref(),
+    )
+    .unwrap()
+    .text;
+    assert!(
+        patched.contains(&format!(
+            "_patch_uwsgi_runtime_finder = r'''\n{finder}'''\n"
+        )),
+        "the patched plugin does not carry {} verbatim",
+        c_file.display()
+    );
 }

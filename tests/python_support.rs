@@ -1,6 +1,6 @@
-//! The release table of src/support.rs, established by real builds. For every CPython minor
-//! that needed a new uWSGI release: the release before fails to build (with the error the table
-//! quotes) and `apply`, `check` and `verify DIR` refuse it before any build (exit 2, the first
+//! The release table of src/recipes/support.rs, established by real builds. For every CPython
+//! minor that needed a new uWSGI release: the release before fails to build (with the error the
+//! table quotes) and `apply`, `check` and `verify DIR` refuse it before any build (exit 2, the first
 //! release and the cibuildwheel selector named, the tree unchanged); the first release, patched
 //! for a static-only interpreter, links and serves. pyenv's CPythons here; 3.14 and 3.15 are
 //! Debian sid's, in a root made by `scripts/users-root.sh` (shared mode: Debian's
@@ -12,7 +12,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use patch_uwsgi::support::{MinorSupport, PYTHON_SUPPORT};
+use patch_uwsgi::recipes::support::{MinorSupport, PYTHON_SUPPORT};
 use support::roots::{in_root, launcher_in, run_script, tail, users_root};
 use support::uwsgi::{app, apply_from_tarball, build, manylinux_root, serve_once, uwsgi_source};
 use support::{bin, python_eval, require_python, snapshot_dir, static_python, texts};

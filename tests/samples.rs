@@ -6,10 +6,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use patch_uwsgi::libpython::{Located, Source};
+use patch_uwsgi::plan::interpreter::Interpreter;
+use patch_uwsgi::plan::libpython::{Located, Source};
 use patch_uwsgi::plan::{LinkPlan, Mode, PlanFile, PLAN_FILE};
-use patch_uwsgi::python::Interpreter;
-use patch_uwsgi::recipe::PluginVariant;
+use patch_uwsgi::recipes::PluginVariant;
 use patch_uwsgi::{FileKind, Options, Outcome, Target};
 use support::{repo, sample_tree, sample_versions, snapshot_dir};
 

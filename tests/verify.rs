@@ -241,6 +241,38 @@ fn link_failure_reports_the_linkers_own_message() {
 }
 
 #[test]
+fn a_link_failing_with_and_without_no_pie_reports_both_errors() {
+    let Some((_, python)) = support::require_python("3.12") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Compiles for real; every link fails: without -no-pie with the PIE relocation error (so
+    // verify retries), with -no-pie with another message.
+    let cc = support::script(
+        dir.path(),
+        "failing-linker-cc",
+        "for a in \"$@\"; do [ \"$a\" = -c ] && exec cc \"$@\"; done\n\
+         for a in \"$@\"; do [ \"$a\" = -no-pie ] && { echo 'ld: second error: cannot find -lnothere' >&2; exit 1; }; done\n\
+         echo 'ld: first error: relocation R_X86_64_32 can not be used when making a PIE object; recompile with -fPIE' >&2\n\
+         exit 1\n",
+    );
+    let (code, json, stderr) = verify(&python, &[], &[("CC", cc.as_os_str())]);
+    assert_eq!(code, Some(1), "{stderr}\n{json:#}");
+    assert_eq!(json["failure"]["step"], "link");
+    assert_eq!(json["needs_no_pie"], false);
+    let message = json["failure"]["message"].as_str().unwrap();
+    assert!(message.contains("ld: first error: relocation"), "{message}");
+    assert!(
+        message.contains("ld: second error: cannot find -lnothere"),
+        "{message}"
+    );
+    assert!(
+        message.find("first error") < message.find("with -no-pie:"),
+        "{message}"
+    );
+}
+
+#[test]
 fn cc_is_honoured_and_its_failure_reported() {
     let Some((_, python)) = support::require_python("3.12") else {
         return;

@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::process::{last_lines, run_bounded};
-use crate::python::Interpreter;
-use crate::verification::{
-    parse_output, run_problem, seconds_since, timed, Baseline, ImportFailure, Step, StepFailure,
-    StepReport, VerifyOptions, IMPORTS_SCRIPT,
+use super::verify::{
+    parse_output, run_problem, seconds_since, timed, Baseline, ImportFailure, ImportRun, Step,
+    StepFailure, StepReport, IMPORTS_SCRIPT,
 };
+use crate::error::{Error, Result};
+use crate::options::VerifyOptions;
+use crate::plan::interpreter::Interpreter;
+use crate::process::{run_bounded, said, Streams};
 
 /// Limit for making the venv and for pip installing the wheel.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -173,14 +174,7 @@ fn run_step(command: &mut Command, limit: Duration) -> Result<std::result::Resul
             Some(out) => Err(format!(
                 "{}: {}",
                 out.status,
-                last_lines(
-                    &format!(
-                        "{}{}",
-                        String::from_utf8_lossy(&out.stdout),
-                        String::from_utf8_lossy(&out.stderr)
-                    ),
-                    8
-                )
+                said(&out, Streams::Both, Some(8))
             )),
             None => Err(format!("did not finish within {} s", limit.as_secs())),
         },
@@ -320,7 +314,7 @@ fn planned_runs(
 /// What every run is checked against.
 struct RunChecks<'a> {
     interp: &'a Interpreter,
-    wanted: &'a crate::verification::ImportRun,
+    wanted: &'a ImportRun,
     script: &'a Path,
     cwd: &'a Path,
     bundled_stdlib: Option<PathBuf>,
@@ -386,7 +380,7 @@ impl RunChecks<'_> {
     /// the very file the interpreter itself loads, which may sit behind a link. Such a module
     /// is missing wherever that interpreter is not, so the answer in the build container
     /// (cibuildwheel's test-command) is the answer on users' machines.
-    fn taken_from_build_prefix(&self, run: &crate::verification::ImportRun) -> Vec<ImportFailure> {
+    fn taken_from_build_prefix(&self, run: &ImportRun) -> Vec<ImportFailure> {
         let real = |file: &str| {
             std::fs::canonicalize(file)
                 .map(|f| f.display().to_string())
@@ -501,12 +495,8 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
     }
     let wheel = std::path::absolute(wheel).map_err(|e| Error::io("resolve", wheel, e))?;
     let mut steps = Vec::new();
-    let (interp, runtime) = timed(&mut steps, Step::Probe, || -> Result<_> {
-        let interp = given.target.interpreter(
-            given.probe_timeout,
-            given.plan.search.cache_dir.as_deref(),
-            "verify",
-        )?;
+    let (interp, runtime) = timed(&mut steps, Step::Probe, |_| -> Result<_> {
+        let interp = given.interpreter("verify")?;
         let runtime = match &options.runtime_python {
             Some(path) => Interpreter::probe(path, given.probe_timeout)?,
             None => interp.clone(),
@@ -536,58 +526,57 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
         ok: false,
     };
 
-    let step_start = Instant::now();
     let work = tempfile::Builder::new()
         .prefix("patch-uwsgi-wheel-")
         .tempdir()
         .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
     let venv = work.path().join("venv");
-    // The venv's own pip is the one ensurepip bundles with that CPython, which may be too old
-    // for the wheel's platform tag (CPython 3.9.2's pip 20.2 knows no manylinux_2_31): when
-    // the runtime Python has a pip that can install into another interpreter (22.3 and
-    // later: `--python`), that pip installs, as the newest one at hand.
-    let runtime_pip = runtime_pip_can_target(&runtime.path);
-    let made = run_step(
-        Command::new(&runtime.path)
-            .args(["-m", "venv"])
-            .args(runtime_pip.then_some("--without-pip"))
-            .arg(&venv)
-            .env_remove("PYTHONHOME")
-            .env_remove("PYTHONPATH"),
-        INSTALL_TIMEOUT,
-    )?;
-    if let Err(message) = made {
-        return Ok(report.fail(Step::Install, format!("python -m venv {message}"), started));
-    }
     let bin = venv.join("bin");
-    let before = names_in(&bin);
-    let sites_before: BTreeSet<PathBuf> = site_packages(&venv)
-        .iter()
-        .flat_map(|site| children(site))
-        .collect();
-    let mut pip = if runtime_pip {
-        let mut pip = Command::new(&runtime.path);
-        pip.args(["-m", "pip", "--python"]).arg(bin.join("python"));
-        pip
-    } else {
-        let mut pip = Command::new(bin.join("python"));
-        pip.args(["-m", "pip"]);
-        pip
-    };
-    let installed = run_step(
-        pip.args(["install", "--no-deps", "--no-index", "-q"])
-            .arg(&wheel)
-            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-            .env_remove("PYTHONPATH"),
-        INSTALL_TIMEOUT,
-    )?;
-    report.steps.push(StepReport {
-        step: Step::Install,
-        seconds: seconds_since(step_start),
-        command: None,
-    });
+    let mut before = BTreeSet::new();
+    let mut sites_before = BTreeSet::new();
+    let installed = timed(&mut report.steps, Step::Install, |_| -> Result<_> {
+        // The venv's own pip is the one ensurepip bundles with that CPython, which may be too
+        // old for the wheel's platform tag (CPython 3.9.2's pip 20.2 knows no manylinux_2_31):
+        // when the runtime Python has a pip that can install into another interpreter (22.3
+        // and later: `--python`), that pip installs, as the newest one at hand.
+        let runtime_pip = runtime_pip_can_target(&runtime.path);
+        let made = run_step(
+            Command::new(&runtime.path)
+                .args(["-m", "venv"])
+                .args(runtime_pip.then_some("--without-pip"))
+                .arg(&venv)
+                .env_remove("PYTHONHOME")
+                .env_remove("PYTHONPATH"),
+            INSTALL_TIMEOUT,
+        )?;
+        if let Err(message) = made {
+            return Ok(Err(format!("python -m venv {message}")));
+        }
+        before = names_in(&bin);
+        sites_before = site_packages(&venv)
+            .iter()
+            .flat_map(|site| children(site))
+            .collect();
+        let mut pip = if runtime_pip {
+            let mut pip = Command::new(&runtime.path);
+            pip.args(["-m", "pip", "--python"]).arg(bin.join("python"));
+            pip
+        } else {
+            let mut pip = Command::new(bin.join("python"));
+            pip.args(["-m", "pip"]);
+            pip
+        };
+        let installed = run_step(
+            pip.args(["install", "--no-deps", "--no-index", "-q"])
+                .arg(&wheel)
+                .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+                .env_remove("PYTHONPATH"),
+            INSTALL_TIMEOUT,
+        )?;
+        Ok(installed.map_err(|message| format!("pip install {message}")))
+    })?;
     if let Err(message) = installed {
-        return Ok(report.fail(Step::Install, format!("pip install {message}"), started));
+        return Ok(report.fail(Step::Install, message, started));
     }
     let added: Vec<String> = names_in(&bin).difference(&before).cloned().collect();
     let installed = installed_files(&venv, &sites_before);
@@ -644,23 +633,20 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
         bundled_stdlib: report.bundled_stdlib.clone(),
         limit,
     };
-    let step_start = Instant::now();
-    for (command, program) in &runs {
-        let run = checks.run(command, program.as_deref(), &programs)?;
-        report.runs.push(run);
-    }
-    report.steps.push(StepReport {
-        step: Step::Run,
-        seconds: seconds_since(step_start),
-        command: Some(vec![
+    let runs_done = timed(&mut report.steps, Step::Run, |shown| -> Result<_> {
+        *shown = Some(vec![
             runs.iter()
                 .map(|(c, _)| c.display().to_string())
                 .collect::<Vec<_>>()
                 .join(" | "),
             "--pyrun".into(),
             "<imports script>".into(),
-        ]),
-    });
+        ]);
+        runs.iter()
+            .map(|(command, program)| checks.run(command, program.as_deref(), &programs))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    report.runs.extend(runs_done);
     // The report's own lists: the first run's imports, every run's failures.
     let several = report.runs.len() > 1;
     if let Some(first) = report.runs.first() {

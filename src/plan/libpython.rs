@@ -7,11 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::interpreter::Interpreter;
 use crate::error::{Error, Result};
-use crate::python::Interpreter;
-
-/// Environment variable naming the archive to use, like `--libpython`.
-pub const LIBPYTHON_ENV: &str = "PATCH_UWSGI_LIBPYTHON";
 
 /// Where a candidate archive came from, in search order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +50,21 @@ pub struct Candidate {
     pub source: Source,
     /// Why it cannot be used, or `None` if it is the one chosen.
     pub rejected: Option<String>,
+}
+
+/// The candidates as [`Error::NoLibpython`] lists them: `PATH (SOURCE): REASON`.
+fn lines(tried: &[Candidate]) -> Vec<String> {
+    tried
+        .iter()
+        .map(|c| {
+            format!(
+                "{} ({}): {}",
+                c.path.display(),
+                c.source,
+                c.rejected.as_deref().unwrap_or("accepted")
+            )
+        })
+        .collect()
 }
 
 /// The archive chosen, and every candidate looked at on the way.
@@ -130,8 +142,8 @@ pub struct SearchOptions {
     /// [`MANYLINUX_ROOT`]).
     pub manylinux_root: Option<PathBuf>,
     /// Where to extract the archive when the interpreter's `lib` folder is not writable, and
-    /// where `-no-pie` answers are remembered (the binary passes [`cache_dir_from`]'s answer).
-    /// `None`: nothing is cached.
+    /// where `-no-pie` answers are remembered (the binary passes the answer of
+    /// [`cache_dir_from`](crate::cache_dir_from)). `None`: nothing is cached.
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -140,29 +152,6 @@ pub const MANYLINUX_ROOT: &str = "/opt/_internal";
 
 /// The tarball's file name (manylinux PR #1250).
 pub const MANYLINUX_TARBALL: &str = "static-libs-for-embedding-only.tar.xz";
-
-/// The usual cache folder, from the values of `XDG_CACHE_HOME` and `HOME`:
-/// `$XDG_CACHE_HOME/patch-uwsgi`, else `~/.cache/patch-uwsgi`, else `None`.
-///
-/// ```
-/// use patch_uwsgi::libpython::cache_dir_from;
-/// assert_eq!(cache_dir_from(Some("/c".as_ref()), Some("/h".as_ref())).unwrap(), std::path::Path::new("/c/patch-uwsgi"));
-/// assert_eq!(cache_dir_from(Some("".as_ref()), Some("/h".as_ref())).unwrap(), std::path::Path::new("/h/.cache/patch-uwsgi"));
-/// assert_eq!(cache_dir_from(None, None), None);
-/// ```
-pub fn cache_dir_from(
-    xdg_cache_home: Option<&std::ffi::OsStr>,
-    home: Option<&std::ffi::OsStr>,
-) -> Option<PathBuf> {
-    let base = xdg_cache_home
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            home.filter(|h| !h.is_empty())
-                .map(|h| PathBuf::from(h).join(".cache"))
-        })?;
-    Some(base.join("patch-uwsgi"))
-}
 
 /// Extract one member of a `.tar.xz` to `dest` atomically, decompressing only up to that
 /// member. Returns a rejection reason on failure (missing member, corrupt or truncated
@@ -187,7 +176,7 @@ fn extract_member(tarball: &Path, member: &str, dest: &Path) -> std::result::Res
         let folder = dest.parent().expect("destination has a folder");
         fs::create_dir_all(folder)
             .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-        let mut temp = crate::fsio::new_file_builder()
+        let mut temp = crate::files::new_file_builder()
             .tempfile_in(folder)
             .map_err(|e| format!("cannot write in {}: {e}", folder.display()))?;
         std::io::copy(&mut entry, &mut temp)
@@ -217,7 +206,7 @@ fn extract_member(tarball: &Path, member: &str, dest: &Path) -> std::result::Res
 /// Whether a new file can be created in `dir` (it exists and is writable).
 fn writable_dir(dir: &Path) -> bool {
     tempfile::Builder::new()
-        .prefix(crate::fsio::TEMP_PREFIX)
+        .prefix(crate::files::TEMP_PREFIX)
         .tempfile_in(dir)
         .is_ok()
 }
@@ -360,7 +349,7 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
         return Err(Error::NoLibpython {
             python: interp.path.clone(),
             wanted,
-            tried,
+            tried: lines(&tried),
         });
     }
     let prefix_lib = Path::new(&interp.base_prefix).join("lib");
@@ -380,7 +369,7 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
             return Err(Error::NoLibpython {
                 python: interp.path.clone(),
                 wanted,
-                tried,
+                tried: lines(&tried),
             });
         }
     };
@@ -406,7 +395,7 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
             Err(Error::NoLibpython {
                 python: interp.path.clone(),
                 wanted,
-                tried,
+                tried: lines(&tried),
             })
         }
     }

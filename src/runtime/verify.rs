@@ -11,61 +11,26 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::libpython::{Candidate, Located};
-use crate::link::{describe, is_pie_relocation_error, remember_no_pie, run_compiler, Compiler};
-use crate::plan::{LinkPlan, ModeChoice, PlanOptions};
-use crate::process::{last_lines, run_bounded};
-use crate::python::Interpreter;
-use crate::support::{check_free_threaded, check_python_support};
-use crate::tree::Options;
+use crate::options::VerifyOptions;
+use crate::plan::interpreter::Interpreter;
+use crate::plan::libpython::{Candidate, Located};
+use crate::plan::{
+    describe, failed_with_and_without_no_pie, is_pie_relocation_error, remember_no_pie,
+    run_compiler, Compiler, LinkPlan, ModeChoice, PlanOptions,
+};
+use crate::process::{run_bounded, said, Streams};
+use crate::recipes::support::{check_free_threaded, check_python_support};
 
 /// The C program that embeds the interpreter.
-pub const EMBED_SOURCE: &str = include_str!("blocks/verify_embed.c");
+pub const EMBED_SOURCE: &str = include_str!("verify_embed.c");
 
 /// The script run by the build interpreter and by the embedding program.
-pub const IMPORTS_SCRIPT: &str = include_str!("blocks/verify_imports.py");
-
-/// Default limit for running the embedding program (and the interpreter's own import run).
-pub const RUN_TIMEOUT: Duration = Duration::from_secs(20);
+pub const IMPORTS_SCRIPT: &str = include_str!("verify_imports.py");
 
 /// The libraries uWSGI's own `uwsgiconfig.py` puts before the plugins' (`self.libs`): without
 /// `-rdynamic` the executable exports no Python symbols and every extension module fails with
 /// `undefined symbol`.
 const UWSGI_CORE_LIBS: [&str; 3] = ["-lpthread", "-lm", "-rdynamic"];
-
-/// Options for [`verify`].
-#[derive(Debug, Clone)]
-pub struct VerifyOptions {
-    /// The target, the archive search, the compiler and the probe's limit, as for `apply`.
-    /// `options.plan.mode` is not used: verify always checks the static plan. With
-    /// `options.plan.no_pie` `None`, the link is tried without `-no-pie` and retried with it
-    /// on a PIE relocation error (that link is the probe link).
-    pub options: Options,
-    /// Also run the program against this interpreter's stdlib and `lib-dynload` (the runtime a
-    /// shipped binary will meet), reporting what it cannot import there.
-    pub runtime_python: Option<PathBuf>,
-    /// Limit for each run of the program and of the interpreter's own import run.
-    pub run_timeout: Duration,
-    /// `verify --wheel`: start this installed command only (`<venv>/bin/NAME`); by default
-    /// every program the wheel ships, through the commands named like it.
-    pub command: Option<String>,
-    /// The uWSGI tree the build will use (`patch_uwsgi verify DIR`): refuse, before linking
-    /// anything, when its release cannot build for the target Python.
-    pub tree: Option<PathBuf>,
-}
-
-impl Default for VerifyOptions {
-    /// [`Options::default`], no runtime Python, [`RUN_TIMEOUT`].
-    fn default() -> VerifyOptions {
-        VerifyOptions {
-            options: Options::default(),
-            runtime_python: None,
-            run_timeout: RUN_TIMEOUT,
-            command: None,
-            tree: None,
-        }
-    }
-}
 
 /// The steps of a verification, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -199,14 +164,6 @@ impl Verification {
                 .as_ref()
                 .is_none_or(|r| r.error.is_none() && r.failed.is_empty())
     }
-
-    fn push_step(&mut self, step: Step, start: Instant, command: Vec<String>) {
-        self.steps.push(StepReport {
-            step,
-            seconds: seconds_since(start),
-            command: Some(command),
-        });
-    }
 }
 
 /// What one run of [`IMPORTS_SCRIPT`] printed.
@@ -293,14 +250,14 @@ pub(crate) fn run_problem(
     if output.status.success() && run.unfinished.is_none() && run.version.is_some() {
         return None;
     }
-    let said = String::from_utf8_lossy(&output.stderr);
+    let said = said(output, Streams::Stderr, Some(6));
     Some(format!(
         "ended with {}{during}{}",
         output.status,
-        if said.trim().is_empty() {
+        if said.is_empty() {
             String::new()
         } else {
-            format!(": {}", last_lines(&said, 6))
+            format!(": {said}")
         }
     ))
 }
@@ -397,14 +354,21 @@ impl Drop for Baseline {
     }
 }
 
-/// Run `work` and append its duration as `step` to `steps`.
-pub(crate) fn timed<T>(steps: &mut Vec<StepReport>, step: Step, work: impl FnOnce() -> T) -> T {
+/// Run `work` and append its duration as `step` to `steps`, with the command line `work`
+/// reports through its argument (for compiler and program runs). The one way the steps of
+/// `verify` and `verify --wheel` are timed.
+pub(crate) fn timed<T>(
+    steps: &mut Vec<StepReport>,
+    step: Step,
+    work: impl FnOnce(&mut Option<Vec<String>>) -> T,
+) -> T {
     let start = Instant::now();
-    let value = work();
+    let mut command = None;
+    let value = work(&mut command);
     steps.push(StepReport {
         step,
         seconds: seconds_since(start),
-        command: None,
+        command,
     });
     value
 }
@@ -475,13 +439,7 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     let compiler = &given.plan.compiler;
     let mut steps = Vec::new();
 
-    let interp = timed(&mut steps, Step::Probe, || {
-        given.target.interpreter(
-            given.probe_timeout,
-            given.plan.search.cache_dir.as_deref(),
-            "verify",
-        )
-    })?;
+    let interp = timed(&mut steps, Step::Probe, |_| given.interpreter("verify"))?;
     // uWSGI cannot run on this Python at all: say so before linking anything.
     match &options.tree {
         _ if !given.release_check => {}
@@ -497,7 +455,7 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
         }
         None => check_free_threaded(&interp.path, &interp.version, &interp.abiflags)?,
     }
-    let (plan, located) = timed(&mut steps, Step::Locate, || {
+    let (plan, located) = timed(&mut steps, Step::Locate, |_| {
         static_plan(&interp, &given.plan)
     })?;
     let program = Program::new()?;
@@ -527,23 +485,36 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
         Ok(v)
     };
 
-    let step_start = Instant::now();
-    let (compiled, command) = program.compile(compiler, &interp)?;
-    verification.push_step(Step::Compile, step_start, command);
+    let compiled = timed(&mut verification.steps, Step::Compile, |shown| {
+        let (compiled, command) = program.compile(compiler, &interp)?;
+        *shown = Some(command);
+        Ok::<_, Error>(compiled)
+    })?;
     if let Err(message) = compiled {
         return failed(verification, Step::Compile, message);
     }
 
-    let step_start = Instant::now();
-    let (mut linked, mut command) = program.link(compiler, &plan)?;
-    if let Err(message) = &linked {
-        if given.plan.no_pie.is_none() && is_pie_relocation_error(message) {
-            let mut no_pie_plan = plan.clone();
-            no_pie_plan.set_no_pie();
-            (linked, command) = program.link(compiler, &no_pie_plan)?;
-            verification.needs_no_pie = linked.is_ok();
-            verification.plan = no_pie_plan;
+    // A PIE relocation error is retried with -no-pie (unless -no-pie was decided by the
+    // caller); when that fails too, the message keeps both linkers' words.
+    let (linked, no_pie_plan) = timed(&mut verification.steps, Step::Link, |shown| {
+        let (linked, command) = program.link(compiler, &plan)?;
+        *shown = Some(command);
+        match linked {
+            Err(first) if given.plan.no_pie.is_none() && is_pie_relocation_error(&first) => {
+                let mut no_pie_plan = plan.clone();
+                no_pie_plan.set_no_pie();
+                let (linked, command) = program.link(compiler, &no_pie_plan)?;
+                *shown = Some(command);
+                let linked =
+                    linked.map_err(|second| failed_with_and_without_no_pie(&first, &second));
+                Ok::<_, Error>((linked, Some(no_pie_plan)))
+            }
+            linked => Ok((linked, None)),
         }
+    })?;
+    if let Some(no_pie_plan) = no_pie_plan {
+        verification.needs_no_pie = linked.is_ok();
+        verification.plan = no_pie_plan;
     }
     if given.plan.no_pie.is_none() && linked.is_ok() {
         // Spare the `apply` that usually follows its own probe link.
@@ -555,7 +526,6 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
             verification.needs_no_pie,
         );
     }
-    verification.push_step(Step::Link, step_start, command);
     if let Err(message) = linked {
         return failed(verification, Step::Link, message);
     }
@@ -563,11 +533,13 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     let baseline_run = baseline.finish(&interp, limit)?;
     verification.failing_in_interpreter_too = baseline_run.failed.clone();
 
-    let step_start = Instant::now();
     let exe = program.path("embed");
-    let (output, shown) = run_embedded(&exe, &interp.base_prefix, &baseline_run.ok, limit)?;
-    let run = parse_output(&output);
-    verification.push_step(Step::Run, step_start, shown);
+    let (output, run) = timed(&mut verification.steps, Step::Run, |shown| {
+        let (output, command) = run_embedded(&exe, &interp.base_prefix, &baseline_run.ok, limit)?;
+        *shown = Some(command);
+        let run = parse_output(&output);
+        Ok::<_, Error>((output, run))
+    })?;
     verification.builtin_modules = run.builtin.clone();
     verification.imported = run.ok.clone();
     verification.import_failures = run.failed.clone();
@@ -576,18 +548,20 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     }
 
     if let Some(runtime_python) = &options.runtime_python {
-        let step_start = Instant::now();
-        let (report, shown) = against_runtime(
-            runtime_python,
-            given.probe_timeout,
-            &interp,
-            &exe,
-            &baseline_run.ok,
-            &run.ok,
-            limit,
-        )?;
+        let report = timed(&mut verification.steps, Step::Runtime, |shown| {
+            let (report, command) = against_runtime(
+                runtime_python,
+                given.probe_timeout,
+                &interp,
+                &exe,
+                &baseline_run.ok,
+                &run.ok,
+                limit,
+            )?;
+            *shown = Some(command);
+            Ok::<_, Error>(report)
+        })?;
         verification.runtime = Some(report);
-        verification.push_step(Step::Runtime, step_start, shown);
     }
     verification.seconds = seconds_since(started);
     verification.ok = verification.compute_ok();
@@ -693,6 +667,28 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(&parse_import_run(text), expected, "for {text:?}");
         }
+    }
+
+    #[test]
+    fn timed_steps_record_their_command() {
+        let mut steps = Vec::new();
+        let value = timed(&mut steps, Step::Probe, |_| 7);
+        assert_eq!(value, 7);
+        let value = timed(&mut steps, Step::Link, |shown| {
+            *shown = Some(vec!["cc".to_string(), "-o".to_string()]);
+            "linked"
+        });
+        assert_eq!(value, "linked");
+        let recorded: Vec<(Step, Option<Vec<String>>)> =
+            steps.iter().map(|s| (s.step, s.command.clone())).collect();
+        assert_eq!(
+            recorded,
+            [
+                (Step::Probe, None),
+                (Step::Link, Some(vec!["cc".to_string(), "-o".to_string()]))
+            ]
+        );
+        assert!(steps.iter().all(|s| s.seconds >= 0.0));
     }
 
     #[test]

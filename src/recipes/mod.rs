@@ -6,6 +6,15 @@
 //! and an edited line is preceded by a comment holding the original. Applying is therefore
 //! "revert whatever patch-uwsgi put there, then apply the current recipes to the pristine
 //! text": idempotent, and it upgrades a tree patched by an older recipe version in place.
+//!
+//! Beside this file: the blocks the recipes insert (`rebuild_guard.py`,
+//! `plugin_link_plan.py`), the runtime finder's C that the plugin block carries
+//! (`runtime_finder.c`, put in place of a placeholder when the block text is first needed),
+//! the text handling (BOM, line endings: `text`) and the release table ([`support`]). Uses
+//! `error` only.
+
+pub mod support;
+pub(crate) mod text;
 
 use std::path::Path;
 use std::sync::LazyLock;
@@ -14,7 +23,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::text::{line_of, Doc};
+use text::{line_of, Doc};
 
 /// The uWSGI build files patch-uwsgi rewrites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -81,10 +90,10 @@ impl PluginVariant {
 /// What a recipe does.
 #[derive(Debug)]
 pub(crate) enum Action {
-    /// Insert `block` after the one line range matching `anchor`.
+    /// Insert the text `block` gives after the one line range matching `anchor`.
     InsertAfter {
         anchor: &'static str,
-        block: &'static str,
+        block: fn() -> &'static str,
     },
     /// Replace whole string literals `'-lpython…'` by `''`, keeping the original line.
     StripLiteral {
@@ -102,13 +111,30 @@ pub struct Recipe {
     pub version: u32,
     /// The file it rewrites.
     pub file: FileKind,
-    /// The `uwsgiplugin.py` variants it is known to apply to (empty: any file of its kind).
-    pub variants: &'static [PluginVariant],
     /// What it looks for, in words (used in error messages).
     pub expects: &'static str,
-    /// What it changes, in one sentence.
-    pub summary: &'static str,
     pub(crate) action: Action,
+}
+
+/// The rebuild-guard block.
+const REBUILD_GUARD_BLOCK: &str = include_str!("rebuild_guard.py");
+
+/// The plugin-link-plan block's Python, with [`FINDER_PLACEHOLDER`] where the C goes.
+const PLUGIN_LINK_PLAN_PY: &str = include_str!("plugin_link_plan.py");
+
+/// The runtime finder: the C the patched plugin writes beside itself and compiles into a
+/// static uwsgi (`@PY@` and `@ZIP@` are filled in by the plugin at build time).
+pub(crate) const RUNTIME_FINDER_C: &str = include_str!("runtime_finder.c");
+
+/// Where [`RUNTIME_FINDER_C`] goes in [`PLUGIN_LINK_PLAN_PY`]: the body of a Python raw string.
+const FINDER_PLACEHOLDER: &str = "@RUNTIME_FINDER_C@";
+
+/// The plugin-link-plan block as written into `uwsgiplugin.py`: its Python with the runtime
+/// finder's C in place of the placeholder, made once.
+fn plugin_link_plan_block() -> &'static str {
+    static BLOCK: LazyLock<String> =
+        LazyLock::new(|| PLUGIN_LINK_PLAN_PY.replacen(FINDER_PLACEHOLDER, RUNTIME_FINDER_C, 1));
+    &BLOCK
 }
 
 /// Every recipe, in the order it is applied.
@@ -117,21 +143,17 @@ pub static RECIPES: &[Recipe] = &[
         id: "rebuild-guard",
         version: 2,
         file: FileKind::UwsgiConfig,
-        variants: &[],
         expects: "one line `uwsgi_version = '...'` at the start of a line",
-        summary: "name the interpreter in the core CFLAGS so uWSGI rebuilds its objects when the Python changes",
         action: Action::InsertAfter {
             anchor: r"(?m)^uwsgi_version = '[^'\n]*'[ \t\r]*$",
-            block: include_str!("blocks/rebuild_guard.py"),
+            block: || REBUILD_GUARD_BLOCK,
         },
     },
     Recipe {
         id: "strip-literal-lpython",
         version: 1,
         file: FileKind::UwsgiConfig,
-        variants: &[],
         expects: "`-lpython` only as a whole string literal such as '-lpython3.12'",
-        summary: "remove literal -lpython flags that forks add to the core link",
         action: Action::StripLiteral {
             literal: r#"'-lpython[^'\s%]*'|"-lpython[^"\s%]*""#,
             unsafe_use: r"-lpython",
@@ -141,19 +163,11 @@ pub static RECIPES: &[Recipe] = &[
         id: "plugin-link-plan",
         version: 5,
         file: FileKind::PythonPlugin,
-        variants: &[
-            PluginVariant::Baseline,
-            PluginVariant::Multiarch,
-            PluginVariant::RelinkLrt,
-            PluginVariant::StdlibSysconfig,
-            PluginVariant::CheckedArchive,
-        ],
         expects:
             "one top-level `else:` followed by `    LIBS = []` (the UWSGI_PYTHON_NOLIB branch)",
-        summary: "take LIBS and LDFLAGS from the link plan made for the running interpreter",
         action: Action::InsertAfter {
             anchor: r"(?m)^else:[ \t\r]*\n[ \t]+LIBS = \[\][ \t\r]*$",
-            block: include_str!("blocks/plugin_link_plan.py"),
+            block: plugin_link_plan_block,
         },
     },
 ];
@@ -384,7 +398,7 @@ fn apply_recipe(recipe: &Recipe, body: &str, path: &Path) -> Result<(String, Out
             }
             let end = starts[0].end();
             let mut marked = begin_marker(recipe);
-            marked.push_str(block);
+            marked.push_str(block());
             marked.push_str(&end_marker(recipe));
             let mut out = String::with_capacity(body.len() + marked.len() + 2);
             match body[end..].find('\n') {
@@ -487,12 +501,6 @@ pub fn patch_text(file: FileKind, text: &str, path: &Path) -> Result<PatchedText
 pub fn revert_text(text: &str, path: &Path) -> Result<String> {
     let doc = Doc::from_str(text);
     Ok(doc.encode(&unpatch_body(&doc.body, path)?))
-}
-
-/// Whether the text carries any patch-uwsgi change.
-pub fn is_patched(text: &str) -> bool {
-    text.lines()
-        .any(|l| BEGIN.is_match(l) || WAS.is_match(&format!("{l}\n")))
 }
 
 #[cfg(test)]
@@ -721,6 +729,24 @@ mod tests {
             patched.matches("\r\n").count()
         );
         assert_eq!(revert_text(&patched, P.as_ref()).unwrap(), input);
+    }
+
+    #[test]
+    fn the_finder_c_fills_the_placeholder_of_the_plugin_block() {
+        assert_eq!(PLUGIN_LINK_PLAN_PY.matches(FINDER_PLACEHOLDER).count(), 1);
+        // It is the body of a Python raw string: no closing quotes inside, no backslash at the
+        // end, and a line of its own.
+        assert!(PLUGIN_LINK_PLAN_PY.contains(&format!("r'''\n{FINDER_PLACEHOLDER}'''\n")));
+        assert!(!RUNTIME_FINDER_C.contains("'''"));
+        assert!(RUNTIME_FINDER_C.ends_with("}\n"));
+        assert!(!RUNTIME_FINDER_C.contains(FINDER_PLACEHOLDER));
+        let block = plugin_link_plan_block();
+        assert!(block.contains(RUNTIME_FINDER_C));
+        assert!(!block.contains(FINDER_PLACEHOLDER));
+        assert_eq!(
+            block.len(),
+            PLUGIN_LINK_PLAN_PY.len() - FINDER_PLACEHOLDER.len() + RUNTIME_FINDER_C.len()
+        );
     }
 
     #[test]

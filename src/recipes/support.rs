@@ -136,15 +136,31 @@ pub fn check_python_support(
         None => release_parts(row.checked_up_to).is_some_and(|newest| release <= newest),
     };
     if too_old {
+        let selector = format!("{}-*", cp_tag(&minor));
         return Err(Error::UnsupportedPython {
             tree: tree.to_path_buf(),
             uwsgi_version: uwsgi_version.to_string(),
             python_version: python_version.to_string(),
-            support: row,
-            selector: format!("{}-*", cp_tag(&minor)),
+            reason: support_text(row, &selector),
+            selector,
         });
     }
     Ok(())
+}
+
+/// The end of [`Error::UnsupportedPython`]'s message: the first release that builds (or the
+/// newest one checked), what the release before stops on, and the two ways out.
+fn support_text(support: &MinorSupport, selector: &str) -> String {
+    match support.first_release {
+        Some(first) => format!(
+            "the first release that does is {first} ({} stops on `{}`). Use uWSGI {first} or later, or leave CPython {} out of the build (cibuildwheel: skip = \"{selector}\")",
+            support.checked_up_to, support.stops_on, support.minor
+        ),
+        None => format!(
+            "no release up to {} does (it stops on `{}`). Leave CPython {} out of the build (cibuildwheel: skip = \"{selector}\") until a uWSGI release supports it",
+            support.checked_up_to, support.stops_on, support.minor
+        ),
+    }
 }
 
 #[cfg(test)]

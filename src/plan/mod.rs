@@ -1,14 +1,26 @@
 //! The link plan: how the python plugin must be linked for one interpreter, and the plan file
-//! the patched `uwsgiplugin.py` reads at build time.
+//! the patched `uwsgiplugin.py` reads at build time. Making one asks the interpreter
+//! ([`interpreter`], which runs `probe.py`), finds its static archive ([`libpython`]) and
+//! decides `-no-pie` by a probe link (`link`). Uses `error`, `process`, `cache` and `files` only.
+
+pub mod interpreter;
+pub mod libpython;
+mod link;
+
+pub(crate) use link::{
+    describe, failed_with_and_without_no_pie, is_pie_relocation_error, remember_no_pie,
+    run_compiler,
+};
+pub use link::{Compiler, PieDecision};
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::libpython::{locate_libpython, Located, SearchOptions, Source};
-use crate::link::{needs_no_pie_cached, Compiler, PieDecision};
-use crate::python::Interpreter;
+use interpreter::Interpreter;
+use libpython::{locate_libpython, Located, SearchOptions, Source};
+use link::needs_no_pie_cached;
 
 /// Path of the plan file inside a uWSGI tree.
 pub const PLAN_FILE: &str = "plugins/python/patch_uwsgi_plan.json";
@@ -50,6 +62,23 @@ pub enum ModeChoice {
     Static,
     /// Always `nolib`.
     Nolib,
+}
+
+/// Which Python a plan is made for: the one question every operation starts with.
+#[derive(Debug, Clone, Default)]
+pub enum Target {
+    /// `python`, then `python3` on `PATH` (cibuildwheel puts the Python being built first on
+    /// `PATH` as `python`), probed.
+    #[default]
+    OnPath,
+    /// This interpreter, probed.
+    Python(PathBuf),
+    /// An interpreter already probed, e.g. a saved probe ([`Interpreter::load`]): nothing is
+    /// launched.
+    Probed(Box<Interpreter>),
+    /// A ready plan: no interpreter is launched and no archive searched. Only `apply`, `check`
+    /// and `diff` accept it; `locate` and `verify` need an interpreter.
+    Plan(Box<LinkPlan>),
 }
 
 /// The identity a plan is made for; the patched plugin compares it with the running Python.

@@ -1,14 +1,15 @@
 //! The command line: the usage text (the one source of the CLI's description; the README's
-//! copy is checked against it) and parsing, environment variables included, into the
-//! library's options. The library reads no environment; this is where it is read.
+//! copy is checked against it) and parsing, environment variables included, into one
+//! [`Command`] holding that command's own arguments and the library's options. The library reads no environment; this is where it is read.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use patch_uwsgi::libpython::cache_dir_from;
-use patch_uwsgi::python::{Interpreter, PROBE_TIMEOUT};
-use patch_uwsgi::{Compiler, ModeChoice, Options, Target, VerifyOptions};
+use patch_uwsgi::plan::interpreter::{Interpreter, PROBE_TIMEOUT};
+use patch_uwsgi::{
+    cache_dir_from, BundleOptions, Compiler, ModeChoice, Options, Target, VerifyOptions,
+};
 
 /// `patch_uwsgi --help`.
 pub const USAGE: &str = "\
@@ -76,9 +77,9 @@ exit: 0 done or nothing to do (also when stdout was closed early); 1 check found
 verify failed; 2 error, and then nothing was changed
 ";
 
-/// The subcommands.
+/// The command names, as typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
+enum Name {
     Apply,
     Check,
     Diff,
@@ -88,61 +89,110 @@ pub enum Command {
     Bundle,
 }
 
-impl Command {
-    const ALL: [Command; 7] = [
-        Command::Apply,
-        Command::Check,
-        Command::Diff,
-        Command::Revert,
-        Command::Locate,
-        Command::Verify,
-        Command::Bundle,
+impl Name {
+    const ALL: [Name; 7] = [
+        Name::Apply,
+        Name::Check,
+        Name::Diff,
+        Name::Revert,
+        Name::Locate,
+        Name::Verify,
+        Name::Bundle,
     ];
 
-    pub fn name(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
-            Command::Apply => "apply",
-            Command::Check => "check",
-            Command::Diff => "diff",
-            Command::Revert => "revert",
-            Command::Locate => "locate",
-            Command::Verify => "verify",
-            Command::Bundle => "bundle",
+            Name::Apply => "apply",
+            Name::Check => "check",
+            Name::Diff => "diff",
+            Name::Revert => "revert",
+            Name::Locate => "locate",
+            Name::Verify => "verify",
+            Name::Bundle => "bundle",
         }
     }
 
     fn takes_dir(self) -> bool {
-        !matches!(self, Command::Locate | Command::Bundle)
+        !matches!(self, Name::Locate | Name::Bundle)
+    }
+}
+
+/// A command with its own arguments: each holds what it uses, and only that.
+#[derive(Debug)]
+pub enum Command {
+    /// `apply [DIR]`.
+    Apply { dir: PathBuf, options: Options },
+    /// `check [DIR]`.
+    Check { dir: PathBuf, options: Options },
+    /// `diff [DIR]`.
+    Diff { dir: PathBuf, options: Options },
+    /// `revert [DIR]` (needs no interpreter).
+    Revert { dir: PathBuf },
+    /// `locate`.
+    Locate { options: Options },
+    /// `verify [DIR]` (the tree, if given, is `options.tree`).
+    Verify { options: VerifyOptions },
+    /// `verify --wheel WHEEL [--command NAME]`.
+    VerifyWheel {
+        wheel: PathBuf,
+        options: VerifyOptions,
+    },
+    /// `bundle WHEEL... -w OUTDIR [--stdlib] [--exclude NAMES]`.
+    Bundle {
+        wheels: Vec<PathBuf>,
+        out_dir: PathBuf,
+        options: BundleOptions,
+    },
+}
+
+impl Command {
+    /// The name reports and error messages give the command (`verify` for `verify --wheel`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Apply { .. } => "apply",
+            Command::Check { .. } => "check",
+            Command::Diff { .. } => "diff",
+            Command::Revert { .. } => "revert",
+            Command::Locate { .. } => "locate",
+            Command::Verify { .. } | Command::VerifyWheel { .. } => "verify",
+            Command::Bundle { .. } => "bundle",
+        }
+    }
+
+    /// The options of the target, for the commands that have one.
+    fn options_mut(&mut self) -> Option<&mut Options> {
+        match self {
+            Command::Apply { options, .. }
+            | Command::Check { options, .. }
+            | Command::Diff { options, .. }
+            | Command::Locate { options } => Some(options),
+            Command::Verify { options } | Command::VerifyWheel { options, .. } => {
+                Some(&mut options.options)
+            }
+            Command::Bundle { options, .. } => Some(&mut options.options),
+            Command::Revert { .. } => None,
+        }
     }
 }
 
 /// A parsed command line.
 pub struct Args {
     pub command: Command,
-    pub dir: PathBuf,
-    /// For verify: `options.options` are the common options.
-    pub verify: VerifyOptions,
+    /// `--probe FILE`: loaded by [`Args::load_probe`].
     pub probe: Option<PathBuf>,
-    /// `verify --wheel WHEEL`.
-    pub wheel: Option<PathBuf>,
-    /// `bundle`: the wheels, `-w DIR`, `--stdlib` and `--exclude`.
-    pub wheels: Vec<PathBuf>,
-    pub wheel_dir: Option<PathBuf>,
-    pub stdlib: bool,
-    pub exclude: Vec<String>,
     pub json: bool,
     pub quiet: bool,
 }
 
 impl Args {
-    pub fn options(&self) -> &Options {
-        &self.verify.options
-    }
-
-    /// Replace the target with the saved probe, if one was given.
+    /// Replace the target with the saved probe, if one was given (a bad file is an error for
+    /// every command).
     pub fn load_probe(&mut self) -> patch_uwsgi::Result<()> {
         if let Some(path) = &self.probe {
-            self.verify.options.target = Target::Probed(Box::new(Interpreter::load(path)?));
+            let interp = Interpreter::load(path)?;
+            if let Some(options) = self.command.options_mut() {
+                options.target = Target::Probed(Box::new(interp));
+            }
         }
         Ok(())
     }
@@ -166,22 +216,163 @@ fn choice<T: Copy>(option: &str, value: &str, choices: &[(&str, T)]) -> Result<T
         })
 }
 
+/// Everything the command line says, before it is sorted into a [`Command`].
+#[derive(Default)]
+struct Given {
+    name: Option<Name>,
+    dir: Option<PathBuf>,
+    options: Options,
+    mode_given: bool,
+    runtime_python: Option<PathBuf>,
+    probe: Option<PathBuf>,
+    wheel: Option<PathBuf>,
+    command: Option<String>,
+    wheels: Vec<PathBuf>,
+    wheel_dir: Option<PathBuf>,
+    stdlib: bool,
+    exclude: Vec<String>,
+    json: bool,
+    quiet: bool,
+}
+
+/// Which commands take an option that only some do.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// `verify`, with or without `--wheel`.
+    Verify,
+    /// `verify --wheel`.
+    VerifyWheel,
+    /// `bundle`.
+    Bundle,
+    /// Every command but `verify`.
+    NotVerify,
+}
+
+/// Whether the command line has a given option.
+type Present = fn(&Given) -> bool;
+
+/// The options only some commands take, in the order they are checked, and what is said when
+/// another command is given one.
+const SCOPED: [(Present, Scope, &str); 6] = [
+    (
+        |g| g.mode_given,
+        Scope::NotVerify,
+        "verify always checks the static plan; --mode does not apply to it",
+    ),
+    (
+        |g| g.runtime_python.is_some(),
+        Scope::Verify,
+        "--runtime-python is an option of verify only",
+    ),
+    (
+        |g| g.wheel.is_some(),
+        Scope::Verify,
+        "--wheel is an option of verify only",
+    ),
+    (
+        |g| g.command.is_some(),
+        Scope::VerifyWheel,
+        "--command is an option of verify --wheel only",
+    ),
+    (
+        |g| g.wheel_dir.is_some(),
+        Scope::Bundle,
+        "-w/--wheel-dir is an option of bundle only",
+    ),
+    (
+        |g| g.stdlib || !g.exclude.is_empty(),
+        Scope::Bundle,
+        "--stdlib and --exclude are options of bundle only",
+    ),
+];
+
+impl Scope {
+    fn admits(self, given: &Given, name: Name) -> bool {
+        match self {
+            Scope::Verify => name == Name::Verify,
+            Scope::VerifyWheel => name == Name::Verify && given.wheel.is_some(),
+            Scope::Bundle => name == Name::Bundle,
+            Scope::NotVerify => name != Name::Verify,
+        }
+    }
+}
+
+impl Given {
+    /// The command with its own arguments, or what is wrong with the line.
+    fn into_command(mut self, name: Name) -> Result<Command, String> {
+        if let Some((_, _, message)) = SCOPED
+            .iter()
+            .find(|(present, scope, _)| present(&self) && !scope.admits(&self, name))
+        {
+            return Err((*message).into());
+        }
+        let dir = self.dir.take();
+        let tree = || dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        let mut options = std::mem::take(&mut self.options);
+        if name == Name::Locate && !self.mode_given {
+            options.plan.mode = ModeChoice::Static;
+        }
+        let (runtime_python, chosen) = (self.runtime_python.take(), self.command.take());
+        let verify = |options: Options, tree: Option<PathBuf>| VerifyOptions {
+            options,
+            runtime_python,
+            command: chosen,
+            tree,
+            ..VerifyOptions::default()
+        };
+        Ok(match name {
+            Name::Apply => Command::Apply {
+                dir: tree(),
+                options,
+            },
+            Name::Check => Command::Check {
+                dir: tree(),
+                options,
+            },
+            Name::Diff => Command::Diff {
+                dir: tree(),
+                options,
+            },
+            Name::Revert => Command::Revert { dir: tree() },
+            Name::Locate => Command::Locate { options },
+            Name::Verify => match self.wheel.clone() {
+                Some(_) if dir.is_some() => {
+                    return Err("verify --wheel takes no DIR (the wheel says what it ships)".into())
+                }
+                Some(wheel) => Command::VerifyWheel {
+                    wheel,
+                    options: verify(options, None),
+                },
+                None => Command::Verify {
+                    options: verify(options, dir.clone()),
+                },
+            },
+            Name::Bundle => match self.wheel_dir.take() {
+                Some(out_dir) if !self.wheels.is_empty() => Command::Bundle {
+                    wheels: std::mem::take(&mut self.wheels),
+                    out_dir,
+                    options: BundleOptions {
+                        options,
+                        stdlib: self.stdlib,
+                        exclude: std::mem::take(&mut self.exclude),
+                    },
+                },
+                _ => return Err(
+                    "bundle needs the wheels and -w OUTDIR: patch_uwsgi bundle WHEEL... -w OUTDIR"
+                        .into(),
+                ),
+            },
+        })
+    }
+}
+
 /// Parse the arguments, then read the environment variables listed in [`USAGE`].
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt::Error> {
     use lexopt::prelude::*;
     let mut parser = lexopt::Parser::from_args(args);
-    let mut command = None;
-    let mut dir = None;
-    let mut verify = VerifyOptions::default();
-    let options = &mut verify.options;
-    let (mut json, mut quiet, mut mode_given) = (false, false, false);
-    let mut probe = None;
-    let mut wheel = None;
-    let mut wheels = Vec::new();
-    let mut wheel_dir = None;
-    let mut stdlib = false;
-    let mut exclude: Vec<String> = Vec::new();
+    let mut given = Given::default();
     while let Some(arg) = parser.next()? {
+        let options = &mut given.options;
         match arg {
             Long("help") | Short('h') => return Ok(Parsed::Help),
             Long("version") | Short('V') => return Ok(Parsed::Version),
@@ -191,7 +382,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
                 options.plan.search.manylinux_root = Some(parser.value()?.into())
             }
             Long("mode") => {
-                mode_given = true;
+                given.mode_given = true;
                 options.plan.mode = choice(
                     "--mode",
                     &parser.value()?.string()?,
@@ -209,13 +400,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
                     &[("auto", None), ("yes", Some(true)), ("no", Some(false))],
                 )?;
             }
-            Long("runtime-python") => verify.runtime_python = Some(parser.value()?.into()),
-            Long("probe") => probe = Some(PathBuf::from(parser.value()?)),
-            Long("wheel") => wheel = Some(PathBuf::from(parser.value()?)),
-            Long("command") => verify.command = Some(parser.value()?.string()?),
-            Long("wheel-dir") | Short('w') => wheel_dir = Some(PathBuf::from(parser.value()?)),
-            Long("stdlib") => stdlib = true,
-            Long("exclude") => exclude.extend(
+            Long("runtime-python") => given.runtime_python = Some(parser.value()?.into()),
+            Long("probe") => given.probe = Some(PathBuf::from(parser.value()?)),
+            Long("wheel") => given.wheel = Some(PathBuf::from(parser.value()?)),
+            Long("command") => given.command = Some(parser.value()?.string()?),
+            Long("wheel-dir") | Short('w') => {
+                given.wheel_dir = Some(PathBuf::from(parser.value()?))
+            }
+            Long("stdlib") => given.stdlib = true,
+            Long("exclude") => given.exclude.extend(
                 parser
                     .value()?
                     .string()?
@@ -224,12 +417,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
                     .map(str::to_string),
             ),
             Long("no-release-check") => options.release_check = false,
-            Long("json") => json = true,
-            Long("quiet") | Short('q') => quiet = true,
-            Value(value) if command.is_none() => {
-                let names = Command::ALL.map(Command::name);
+            Long("json") => given.json = true,
+            Long("quiet") | Short('q') => given.quiet = true,
+            Value(value) if given.name.is_none() => {
+                let names = Name::ALL.map(Name::as_str);
                 let value = value.string()?;
-                command = Some(*Command::ALL.iter().find(|c| c.name() == value).ok_or_else(
+                given.name = Some(*Name::ALL.iter().find(|c| c.as_str() == value).ok_or_else(
                     || {
                         format!(
                             "unknown command {value:?}: use {} (see --help)",
@@ -238,60 +431,26 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
                     },
                 )?);
             }
-            Value(value) if command == Some(Command::Bundle) => wheels.push(PathBuf::from(value)),
-            Value(value) if dir.is_none() && command.is_some_and(Command::takes_dir) => {
-                dir = Some(PathBuf::from(value))
+            Value(value) if given.name == Some(Name::Bundle) => {
+                given.wheels.push(PathBuf::from(value))
+            }
+            Value(value) if given.dir.is_none() && given.name.is_some_and(Name::takes_dir) => {
+                given.dir = Some(PathBuf::from(value))
             }
             _ => return Err(arg.unexpected()),
         }
     }
-    let command = command.ok_or(
+    let name = given.name.ok_or(
         "no command given: use apply, check, diff, revert, locate, verify or bundle (see --help)",
     )?;
-    if command == Command::Verify && mode_given {
-        return Err("verify always checks the static plan; --mode does not apply to it".into());
-    }
-    if command != Command::Verify && verify.runtime_python.is_some() {
-        return Err("--runtime-python is an option of verify only".into());
-    }
-    if command != Command::Verify && wheel.is_some() {
-        return Err("--wheel is an option of verify only".into());
-    }
-    if wheel.is_none() && verify.command.is_some() {
-        return Err("--command is an option of verify --wheel only".into());
-    }
-    if command == Command::Bundle && (wheels.is_empty() || wheel_dir.is_none()) {
-        return Err(
-            "bundle needs the wheels and -w OUTDIR: patch_uwsgi bundle WHEEL... -w OUTDIR".into(),
-        );
-    }
-    if command != Command::Bundle && wheel_dir.is_some() {
-        return Err("-w/--wheel-dir is an option of bundle only".into());
-    }
-    if command != Command::Bundle && (stdlib || !exclude.is_empty()) {
-        return Err("--stdlib and --exclude are options of bundle only".into());
-    }
-    if command == Command::Verify {
-        if wheel.is_some() && dir.is_some() {
-            return Err("verify --wheel takes no DIR (the wheel says what it ships)".into());
-        }
-        verify.tree = dir.take();
-    }
-    let options = &mut verify.options;
-    if command == Command::Locate && !mode_given {
-        options.plan.mode = ModeChoice::Static;
-    }
+    let (probe, json, quiet) = (given.probe.take(), given.json, given.quiet);
+    let mut command = given.into_command(name)?;
+    let mut unused = Options::default();
+    let options = command.options_mut().unwrap_or(&mut unused);
     read_environment(options, |name| std::env::var_os(name))?;
     Ok(Parsed::Run(Box::new(Args {
         command,
-        dir: dir.unwrap_or_else(|| PathBuf::from(".")),
-        verify,
         probe,
-        wheel,
-        wheels,
-        wheel_dir,
-        stdlib,
-        exclude,
         json,
         quiet,
     })))
@@ -333,7 +492,7 @@ mod tests {
     #[test]
     fn usage_names_every_first_release_of_the_table() {
         let usage = USAGE.replace('\n', " ");
-        for row in patch_uwsgi::support::PYTHON_SUPPORT {
+        for row in patch_uwsgi::recipes::support::PYTHON_SUPPORT {
             let first = row.first_release.unwrap();
             assert!(
                 usage.contains(&format!("{}: {first}", row.minor))
@@ -401,9 +560,72 @@ mod tests {
                 (got, want) => panic!("{args:?}: {:?} vs {want:?}", got.err()),
             }
         }
+        match parsed(&["locate"]).unwrap().command {
+            Command::Locate { options } => assert_eq!(options.plan.mode, ModeChoice::Static),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_command_gets_its_own_arguments() {
+        let command = |args: &[&str]| parsed(args).unwrap().command;
+        match command(&[
+            "bundle",
+            "a.whl",
+            "b.whl",
+            "-w",
+            "out",
+            "--stdlib",
+            "--exclude",
+            "_tkinter,",
+        ]) {
+            Command::Bundle {
+                wheels,
+                out_dir,
+                options,
+            } => {
+                assert_eq!(wheels, [PathBuf::from("a.whl"), PathBuf::from("b.whl")]);
+                assert_eq!(out_dir, PathBuf::from("out"));
+                assert!(options.stdlib);
+                assert_eq!(options.exclude, ["_tkinter"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match command(&["verify", "--wheel", "w.whl", "--command", "myserver"]) {
+            Command::VerifyWheel { wheel, options } => {
+                assert_eq!(wheel, PathBuf::from("w.whl"));
+                assert_eq!(options.command.as_deref(), Some("myserver"));
+                assert_eq!(options.tree, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        match command(&["verify", "tree", "--runtime-python", "/usr/bin/python3"]) {
+            Command::Verify { options } => {
+                assert_eq!(options.tree, Some(PathBuf::from("tree")));
+                assert_eq!(
+                    options.runtime_python,
+                    Some(PathBuf::from("/usr/bin/python3"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match command(&["revert", "t"]) {
+            Command::Revert { dir } => assert_eq!(dir, PathBuf::from("t")),
+            other => panic!("{other:?}"),
+        }
+        match command(&["check", "--mode", "nolib"]) {
+            Command::Check { dir, options } => {
+                assert_eq!(dir, PathBuf::from("."));
+                assert_eq!(options.plan.mode, ModeChoice::Nolib);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(command(&["verify", "--wheel", "w.whl"]).name(), "verify");
         assert_eq!(
-            parsed(&["locate"]).unwrap().options().plan.mode,
-            ModeChoice::Static
+            parsed(&["verify", "--wheel", "w.whl", "tree"])
+                .err()
+                .as_deref(),
+            Some("verify --wheel takes no DIR (the wheel says what it ships)")
         );
     }
 

@@ -21,9 +21,11 @@ enum Outcome {
 
 impl Outcome {
     /// Exit 1: `check` found work, or `verify` failed.
-    fn success(&self, command: Command) -> bool {
+    fn success(&self, command: &Command) -> bool {
         match self {
-            Outcome::Tree(report, _) => !(command == Command::Check && report.needs_work()),
+            Outcome::Tree(report, _) => {
+                !(matches!(command, Command::Check { .. }) && report.needs_work())
+            }
             Outcome::Location(_) => true,
             Outcome::Verification(v) => v.ok,
             Outcome::Wheel(w) => w.ok,
@@ -32,32 +34,28 @@ impl Outcome {
     }
 }
 
-fn run(args: &Args) -> patch_uwsgi::Result<Outcome> {
-    let (dir, options) = (&args.dir, args.options());
-    Ok(match args.command {
-        Command::Apply => Outcome::Tree(Box::new(patch_uwsgi::apply(dir, options)?), None),
-        Command::Check => Outcome::Tree(Box::new(patch_uwsgi::check(dir, options)?), None),
-        Command::Diff => {
+fn run(command: &Command) -> patch_uwsgi::Result<Outcome> {
+    let tree = |report| Outcome::Tree(Box::new(report), None);
+    Ok(match command {
+        Command::Apply { dir, options } => tree(patch_uwsgi::apply(dir, options)?),
+        Command::Check { dir, options } => tree(patch_uwsgi::check(dir, options)?),
+        Command::Diff { dir, options } => {
             let (report, diff) = patch_uwsgi::diff(dir, options)?;
             Outcome::Tree(Box::new(report), Some(diff))
         }
-        Command::Revert => Outcome::Tree(Box::new(patch_uwsgi::revert(dir)?), None),
-        Command::Locate => Outcome::Location(Box::new(patch_uwsgi::locate(options)?)),
-        Command::Bundle => Outcome::Bundle(patch_uwsgi::bundle(
-            &args.wheels,
-            args.wheel_dir.as_deref().expect("parsed"),
-            &patch_uwsgi::BundleOptions {
-                options: options.clone(),
-                stdlib: args.stdlib,
-                exclude: args.exclude.clone(),
-            },
-        )?),
-        Command::Verify => match &args.wheel {
-            Some(wheel) => {
-                Outcome::Wheel(Box::new(patch_uwsgi::verify_wheel(wheel, &args.verify)?))
-            }
-            None => Outcome::Verification(Box::new(patch_uwsgi::verify(&args.verify)?)),
-        },
+        Command::Revert { dir } => tree(patch_uwsgi::revert(dir)?),
+        Command::Locate { options } => Outcome::Location(Box::new(patch_uwsgi::locate(options)?)),
+        Command::Bundle {
+            wheels,
+            out_dir,
+            options,
+        } => Outcome::Bundle(patch_uwsgi::bundle(wheels, out_dir, options)?),
+        Command::VerifyWheel { wheel, options } => {
+            Outcome::Wheel(Box::new(patch_uwsgi::verify_wheel(wheel, options)?))
+        }
+        Command::Verify { options } => {
+            Outcome::Verification(Box::new(patch_uwsgi::verify(options)?))
+        }
     })
 }
 
@@ -74,7 +72,7 @@ struct Json<'a, T: Serialize> {
 
 fn json<T: Serialize>(
     out: &mut impl Write,
-    command: Command,
+    command: &Command,
     report: &T,
     diff: Option<&str>,
 ) -> std::io::Result<()> {
@@ -88,7 +86,7 @@ fn json<T: Serialize>(
 }
 
 fn print(out: &mut impl Write, args: &Args, outcome: &Outcome) -> std::io::Result<()> {
-    let (command, quiet) = (args.command, args.quiet);
+    let (command, quiet) = (&args.command, args.quiet);
     match outcome {
         Outcome::Tree(report, diff) if args.json => {
             json(out, command, report.as_ref(), diff.as_deref())
@@ -147,10 +145,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match args.load_probe().and_then(|()| run(&args)) {
+    match args.load_probe().and_then(|()| run(&args.command)) {
         Ok(outcome) => exit(
             write_stdout(|out| print(out, &args, &outcome)),
-            outcome.success(args.command),
+            outcome.success(&args.command),
         ),
         Err(err) => {
             print_error(args.command.name(), &err);

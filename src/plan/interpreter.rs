@@ -1,17 +1,17 @@
 //! Asking the target interpreter, once, for everything a link plan needs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::process::{last_lines, run_bounded};
+use crate::process::{last_lines, run_bounded, said, Streams};
 
 /// The probe run inside the target interpreter. Valid Python 2.7 and 3.6 – 3.14: no f-strings,
 /// no walrus, only modules every CPython has.
-pub const PROBE_SCRIPT: &str = include_str!("blocks/probe.py");
+pub const PROBE_SCRIPT: &str = include_str!("probe.py");
 
 /// How long the interpreter may take to answer before it is killed.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -94,33 +94,28 @@ impl Interpreter {
                 "cannot run it ({e}); pass --python with the interpreter that builds uWSGI"
             ))
         })?;
-        let Some(Output {
-            status,
-            stdout: out,
-            stderr: err,
-        }) = ended
-        else {
+        let Some(output) = ended else {
             return Err(fail(format!(
                 "did not answer within {} s; it was stopped",
                 timeout.as_secs_f32()
             )));
         };
-        if !status.success() {
-            let said = String::from_utf8_lossy(&err);
-            let said = said.trim();
+        if !output.status.success() {
+            let said = said(&output, Streams::Stderr, Some(3));
             return Err(fail(format!(
-                "the probe failed ({status}){}; is this a Python interpreter?",
+                "the probe failed ({}){}; is this a Python interpreter?",
+                output.status,
                 if said.is_empty() {
                     String::new()
                 } else {
-                    format!(": {}", last_lines(said, 3))
+                    format!(": {said}")
                 }
             )));
         }
-        let mut found: Interpreter = serde_json::from_slice(&out).map_err(|e| {
+        let mut found: Interpreter = serde_json::from_slice(&output.stdout).map_err(|e| {
             fail(format!(
                 "answered something that is not the probe's JSON ({e}): {}",
-                last_lines(&String::from_utf8_lossy(&out), 2)
+                last_lines(&String::from_utf8_lossy(&output.stdout), 2)
             ))
         })?;
         found.path = python.to_path_buf();
@@ -164,12 +159,8 @@ impl Interpreter {
             stamps: stamps(python, &interp.depends_on),
             probe: interp.clone(),
         };
-        // Best effort: a cache that cannot be written only costs the next run a launch.
-        if let Some(parent) = file.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
         if let Ok(text) = serde_json::to_vec(&cached) {
-            let _ = crate::fsio::write_atomic(&file, &text);
+            crate::cache::remember(&file, &text);
         }
         Ok(interp)
     }
@@ -264,43 +255,8 @@ fn probe_cache_file(cache_dir: &Path, python: &Path) -> Option<PathBuf> {
     Some(
         cache_dir
             .join("probe")
-            .join(format!("{:016x}.json", crate::link::fnv1a(key.as_bytes()))),
+            .join(format!("{:016x}.json", crate::cache::fnv1a(key.as_bytes()))),
     )
-}
-
-/// Which Python a plan is made for: the one question every operation starts with.
-#[derive(Debug, Clone, Default)]
-pub enum Target {
-    /// `python`, then `python3` on `PATH` (cibuildwheel puts the Python being built first on
-    /// `PATH` as `python`), probed.
-    #[default]
-    OnPath,
-    /// This interpreter, probed.
-    Python(PathBuf),
-    /// An interpreter already probed, e.g. a saved probe ([`Interpreter::load`]): nothing is
-    /// launched.
-    Probed(Box<Interpreter>),
-    /// A ready plan: no interpreter is launched and no archive searched. Only `apply`, `check`
-    /// and `diff` accept it; `locate` and `verify` need an interpreter.
-    Plan(Box<crate::plan::LinkPlan>),
-}
-
-impl Target {
-    /// The interpreter: probed (bounded by `timeout`) unless already probed. `operation` names
-    /// the caller in the error a ready plan gets.
-    pub(crate) fn interpreter(
-        &self,
-        timeout: Duration,
-        cache: Option<&Path>,
-        operation: &'static str,
-    ) -> Result<Interpreter> {
-        match self {
-            Target::OnPath => Interpreter::probe_cached(&find_interpreter(None)?, timeout, cache),
-            Target::Python(path) => Interpreter::probe_cached(path, timeout, cache),
-            Target::Probed(interp) => Ok((**interp).clone()),
-            Target::Plan(_) => Err(Error::NeedsInterpreter { operation }),
-        }
-    }
 }
 
 /// The interpreter to target: `explicit` if given, else `python`, then `python3` on `PATH`

@@ -1,20 +1,28 @@
-//! Operations on a uWSGI source tree: apply, check, diff, revert.
+//! Operations on a uWSGI source tree: apply, check, diff, revert (and `locate`, the plan
+//! without a tree). Each reads the files, runs the recipes on their text, and writes every
+//! change or none ([`fsio`]). Uses `options`, `plan`, `recipes`, `files` and `error`.
+
+pub(crate) mod fsio;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use regex::Regex;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::fsio::{commit, read_optional, remove_stale_temps, Change, TreeLock};
-use crate::plan::{LinkPlan, Mode, PlanFile, PlanOptions, PLAN_FILE, RUNTIME_FINDER_SOURCE};
-use crate::python::{Interpreter, Target, PROBE_TIMEOUT};
-use crate::recipe::{patch_text, revert_text, FileKind, Outcome, PluginVariant};
-use crate::support::check_python_support;
-use crate::text::Doc;
+use crate::files::read_optional;
+use crate::options::Options;
+use crate::plan::interpreter::Interpreter;
+use crate::plan::libpython::{Candidate, Source};
+use crate::plan::{
+    LinkPlan, Mode, PieDecision, PlanFile, Target, PLAN_FILE, RUNTIME_FINDER_SOURCE,
+};
+use crate::recipes::support::check_python_support;
+use crate::recipes::text::Doc;
+use crate::recipes::{patch_text, revert_text, FileKind, Outcome, PluginVariant};
+use fsio::{commit, remove_stale_temps, Change, TreeLock};
 
 static VERSION_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?m)^uwsgi_version = '([^'\n]+)'").unwrap());
@@ -92,37 +100,6 @@ fn tree_below(dir: &Path) -> Option<PathBuf> {
     match found.as_slice() {
         [one] => Some(one.clone()),
         _ => None,
-    }
-}
-
-/// Options for [`apply`], [`check`], [`diff`], [`locate`] and [`verify`](crate::verify).
-/// Everything the library uses comes from here: it reads no environment variable (the
-/// `patch_uwsgi` binary turns `PATCH_UWSGI_LIBPYTHON`, `PATCH_UWSGI_PROBE_TIMEOUT`, `CC`,
-/// `CFLAGS` and `XDG_CACHE_HOME` into these fields).
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The Python to plan for.
-    pub target: Target,
-    /// How to make the plan.
-    pub plan: PlanOptions,
-    /// How long the interpreter may take to answer the probe.
-    pub probe_timeout: Duration,
-    /// Refuse a tree whose uWSGI release cannot build for the target Python, and a
-    /// free-threaded Python ([`crate::support`]). Off only for a uWSGI with support backported
-    /// into an older release, or to exercise the recipes alone.
-    pub release_check: bool,
-}
-
-impl Default for Options {
-    /// `python` on `PATH`, automatic mode, no cache folder, [`PROBE_TIMEOUT`], the release
-    /// check on.
-    fn default() -> Options {
-        Options {
-            target: Target::OnPath,
-            plan: PlanOptions::default(),
-            probe_timeout: PROBE_TIMEOUT,
-            release_check: true,
-        }
     }
 }
 
@@ -346,9 +323,9 @@ pub struct Location {
     /// The plan for it.
     pub plan: LinkPlan,
     /// Every archive candidate looked at, the chosen one last.
-    pub tried: Vec<crate::libpython::Candidate>,
+    pub tried: Vec<Candidate>,
     /// How `-no-pie` was decided (`None` when no archive is planned).
-    pub pie: Option<crate::PieDecision>,
+    pub pie: Option<PieDecision>,
 }
 
 impl Serialize for Location {
@@ -365,12 +342,12 @@ impl Serialize for Location {
             free_threaded: bool,
             mode: &'static str,
             libpython: Option<&'a Path>,
-            source: Option<crate::libpython::Source>,
+            source: Option<Source>,
             libs: &'a [String],
             ldflags: &'a [String],
             no_pie: bool,
-            pie_decision: Option<crate::PieDecision>,
-            tried: &'a [crate::libpython::Candidate],
+            pie_decision: Option<PieDecision>,
+            tried: &'a [Candidate],
             probe: &'a Interpreter,
         }
         let (interp, plan) = (&self.interpreter, &self.plan);
@@ -397,11 +374,7 @@ impl Serialize for Location {
 /// Probe the target interpreter and find its static libpython (unless the mode is `nolib` or
 /// an automatic `shared`); changes nothing but may extract the archive from manylinux's tarball.
 pub fn locate(options: &Options) -> Result<Location> {
-    let interpreter = options.target.interpreter(
-        options.probe_timeout,
-        options.plan.search.cache_dir.as_deref(),
-        "locate",
-    )?;
+    let interpreter = options.interpreter("locate")?;
     let planned = LinkPlan::make(&interpreter, &options.plan)?;
     Ok(Location {
         interpreter,
@@ -427,11 +400,7 @@ fn make_plan(tree: &UwsgiTree, options: &Options) -> Result<(Option<PathBuf>, Li
         }
         return Ok((None, (**plan).clone()));
     }
-    let interp = options.target.interpreter(
-        options.probe_timeout,
-        options.plan.search.cache_dir.as_deref(),
-        "apply",
-    )?;
+    let interp = options.interpreter("apply")?;
     if options.release_check {
         check_python_support(
             &tree.root,

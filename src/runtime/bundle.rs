@@ -14,11 +14,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::process::{last_lines, run_bounded};
-use crate::tree::Options;
+use crate::options::Options;
+use crate::process::{run_bounded, said, Streams};
 
 /// The script run by the build interpreter: reads the wheels, writes the bundled ones.
-pub const BUNDLE_SCRIPT: &str = include_str!("blocks/bundle_wheel.py");
+pub const BUNDLE_SCRIPT: &str = include_str!("bundle_wheel.py");
 
 /// Limit for rewriting the wheels.
 const BUNDLE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -88,11 +88,7 @@ pub fn bundle(
     bundle_options: &BundleOptions,
 ) -> Result<BundleReport> {
     let options = &bundle_options.options;
-    let interp = options.target.interpreter(
-        options.probe_timeout,
-        options.plan.search.cache_dir.as_deref(),
-        "bundle",
-    )?;
+    let interp = options.interpreter("bundle")?;
     let output = run_bounded(
         Command::new(&interp.path)
             .arg("-S")
@@ -123,9 +119,8 @@ pub fn bundle(
         });
     };
     if !output.status.success() {
-        let said = String::from_utf8_lossy(&output.stderr);
         return Err(Error::Bundle {
-            problem: last_lines(said.trim(), 6).to_string(),
+            problem: said(&output, Streams::Stderr, Some(6)),
         });
     }
     serde_json::from_slice(&output.stdout).map_err(|e| Error::Bundle {

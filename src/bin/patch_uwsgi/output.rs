@@ -7,7 +7,11 @@ use patch_uwsgi::{BundleReport, Location, PieDecision, Report, Verification, Whe
 
 use crate::cli::Command;
 
-pub fn print_human(out: &mut impl Write, command: Command, report: &Report) -> std::io::Result<()> {
+pub fn print_human(
+    out: &mut impl Write,
+    command: &Command,
+    report: &Report,
+) -> std::io::Result<()> {
     writeln!(
         out,
         "uWSGI {} in {}",
@@ -46,7 +50,7 @@ pub fn print_human(out: &mut impl Write, command: Command, report: &Report) -> s
         };
         writeln!(out, "  {:<12} {}{detail}", file.outcome.as_str(), file.path)?;
     }
-    if command == Command::Check {
+    if matches!(command, Command::Check { .. }) {
         writeln!(
             out,
             "{}",

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::process::run_bounded;
+use crate::process::{run_bounded, said, Streams};
 
 /// How the `-no-pie` question was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -97,6 +97,12 @@ pub(crate) fn is_pie_relocation_error(message: &str) -> bool {
         || message.contains("can not be used when making a PIE object")
 }
 
+/// The message of a link that failed both without `-no-pie` (`first`) and with it (`second`):
+/// both linkers' own words, the first one first.
+pub(crate) fn failed_with_and_without_no_pie(first: &str, second: &str) -> String {
+    format!("{}\nwith -no-pie:\n{}", first.trim(), second.trim())
+}
+
 /// Limit for one compiler run: a whole-archive link of a large libpython takes about a second.
 const COMPILER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -106,7 +112,7 @@ pub(crate) fn run_compiler(command: &mut Command) -> Result<std::result::Result<
     let program = PathBuf::from(command.get_program());
     match run_bounded(command, COMPILER_TIMEOUT).map_err(|e| Error::io("run", &program, e))? {
         Some(out) if out.status.success() => Ok(Ok(())),
-        Some(out) => Ok(Err(String::from_utf8_lossy(&out.stderr).trim().to_string())),
+        Some(out) => Ok(Err(said(&out, Streams::Stderr, None))),
         None => Ok(Err(format!(
             "the compiler did not finish within {} s",
             COMPILER_TIMEOUT.as_secs()
@@ -144,17 +150,9 @@ fn probe_link(tool: &Compiler, libs: &[String]) -> Result<bool> {
         Ok(()) => Ok(true),
         Err(second) => Err(Error::LinkProbe {
             compiler: tool.program.display().to_string(),
-            message: format!("{}\nwith -no-pie:\n{}", first.trim(), second.trim()),
+            message: failed_with_and_without_no_pie(&first, &second),
         }),
     }
-}
-
-/// 64-bit FNV-1a: a stable hash for cache file names (std's hasher may change between
-/// releases).
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 fn modified_nanos(path: &Path) -> Option<u128> {
@@ -182,7 +180,7 @@ fn probe_key(tool: &Compiler, libs: &[String], archive: &Path) -> Option<u64> {
         key.push_str(part);
         key.push('\n');
     }
-    Some(fnv1a(key.as_bytes()))
+    Some(crate::cache::fnv1a(key.as_bytes()))
 }
 
 /// [`needs_no_pie`], remembered in `cache_dir/pie-probe/` so that a second run with the same
@@ -220,12 +218,8 @@ fn answer_file(
 }
 
 fn store_answer(file: &Path, no_pie: bool) {
-    // Best effort: a cache that cannot be written only costs the next run a link.
-    if let Some(parent) = file.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
     let answer: &[u8] = if no_pie { b"no-pie\n" } else { b"pie\n" };
-    let _ = crate::fsio::write_atomic(file, answer);
+    crate::cache::remember(file, answer);
 }
 
 /// Record an answer found by another link with the same archive, compiler and libraries
@@ -239,22 +233,5 @@ pub(crate) fn remember_no_pie(
 ) {
     if let Some(file) = cache_dir.and_then(|dir| answer_file(tool, libs, archive, dir)) {
         store_answer(&file, no_pie);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fnv1a_known_values() {
-        // Published FNV-1a 64 test vectors.
-        for (input, hash) in [
-            (&b""[..], 0xcbf2_9ce4_8422_2325_u64),
-            (b"a", 0xaf63_dc4c_8601_ec8c),
-            (b"foobar", 0x8594_4171_f739_67e8),
-        ] {
-            assert_eq!(fnv1a(input), hash, "{input:?}");
-        }
     }
 }
