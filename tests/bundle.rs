@@ -2,7 +2,7 @@
 //! it finds the executables that carry the runtime finder (anywhere in the wheel, under any
 //! name), what it refuses, that it makes a missing output folder, and that a bundle failing
 //! half-way through its renames leaves the output folder as it was. No uWSGI build, no root:
-//! the wheels built by real uWSGI builds go through `tests/runtime.rs` and `tests/shapes.rs`.
+//! the wheels built by real uWSGI builds go through `tests/runtime.rs`.
 
 mod support;
 

@@ -521,7 +521,7 @@ fn print_identifiers(venv: &Path, project: &Path) -> std::process::Output {
 
 /// The example builds exactly cibuildwheel 4.3.5's default Linux identifiers less the
 /// free-threaded ones; each is a CPython that the example's uWSGI release builds for (the
-/// release table of `patch_uwsgi::support`) on a platform a wheel of the release matrix serves,
+/// release table of `patch_uwsgi::recipes::support`) on a platform a wheel of the release matrix serves,
 /// and each free-threaded one left out is one `patch_uwsgi` refuses.
 #[test]
 fn example_builds_the_default_identifiers_uwsgi_and_the_tool_support() {
@@ -568,7 +568,7 @@ fn example_builds_the_default_identifiers_uwsgi_and_the_tool_support() {
         let digits = tag.trim_start_matches("cp").trim_end_matches('t');
         let python_version = format!("{}.{}.0", &digits[..1], &digits[1..]);
         let abiflags = if free_threaded(id) { "t" } else { "" };
-        let refusal = patch_uwsgi::support::check_python_support(
+        let refusal = patch_uwsgi::recipes::support::check_python_support(
             tree,
             release,
             python,
