@@ -30,6 +30,18 @@ fn plain(log: &str) -> String {
     log.replace(['\u{2018}', '\u{2019}', '`'], "'")
 }
 
+/// The build of the release before `row`'s first failed, with the error the table quotes.
+fn assert_stops_as_quoted(row: &MinorSupport, ok: bool, log: &str) {
+    assert!(
+        !ok && plain(log).contains(row.stops_on),
+        "uWSGI {} for {}: expected `{}`: {}",
+        row.checked_up_to,
+        row.minor,
+        row.stops_on,
+        tail(log, 3000)
+    );
+}
+
 /// `patch_uwsgi apply`, `check` and `verify DIR` with `python`: each exits 2 with one message
 /// naming the release, the first one that builds and the selector; the tree is unchanged.
 fn assert_refused(tree: &Path, python: &Path, row: &MinorSupport, uwsgi: &str) {
@@ -82,13 +94,7 @@ fn each_boundary_with_pyenv_pythons() {
             return;
         };
         let (ok, log) = build(&python, &tree);
-        assert!(
-            !ok && plain(&log).contains(row.stops_on),
-            "uWSGI {} for {minor}: expected `{}`: {}",
-            row.checked_up_to,
-            row.stops_on,
-            tail(&log, 3000)
-        );
+        assert_stops_as_quoted(row, ok, &log);
         assert_refused(&tree, &python, row, row.checked_up_to);
 
         // The way past the table, for a uWSGI with support backported: the refusal goes.
@@ -177,13 +183,7 @@ fn newest_pythons_from_debian_sid() {
             return;
         };
         let (ok, log) = build(&tree, python);
-        assert!(
-            !ok && plain(&log).contains(row.stops_on),
-            "uWSGI {} for {minor}: expected `{}`: {}",
-            row.checked_up_to,
-            row.stops_on,
-            tail(&log, 3000)
-        );
+        assert_stops_as_quoted(row, ok, &log);
         let (_, said) = refused(&tree, python);
         assert!(
             said.contains("exit=2") && said.contains(&format!("cp{}-*", minor.replace('.', ""))),
