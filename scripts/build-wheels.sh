@@ -16,8 +16,20 @@
 # the Rust targets (rustup), and on Debian (as root, or with password-less sudo) qemu-user-static,
 # the cross C libraries and the cross compilers.
 #
+# A wheel already built from the same inputs is taken from a cache outside the clone instead
+# of being built again: the key of a target hashes its row of the matrix, the bytes of every
+# file the wheel is made from (src/, Cargo.toml, Cargo.lock, pyproject.toml, README.md, this
+# script and the pinned tools), `rustc -vV`, the cross gcc's version and RUSTFLAGS. Cargo's
+# own target folder is kept in the same place, so a changed source rebuilds only this crate.
+# Cached or not, every wheel is checked and smoke-run.
+#
 # usage: scripts/build-wheels.sh OUTDIR
 #   PATCH_UWSGI_WHEEL_TARGETS="aarch64-unknown-linux-gnu ..."  build only these (and no sdist)
+#   PATCH_UWSGI_CACHE=DIR     the project's cache folder (default
+#                             ${XDG_CACHE_HOME:-$HOME/.cache}/patch-uwsgi-pipeline, shared with
+#                             scripts/pipeline.sh): wheels/ and cargo's wheel-build/ go there.
+#                             Cached wheels unused for 30 days are removed.
+#   PATCH_UWSGI_WHEEL_CACHE=0  build every wheel afresh (and cache nothing)
 set -euo pipefail
 out=${1:?usage: scripts/build-wheels.sh OUTDIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,12 +98,49 @@ if [ -n "$missing" ]; then
     fi
 fi
 
+# The inputs of every wheel (see the top of this file), hashed once.
+cache_root=${PATCH_UWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/patch-uwsgi-pipeline}
+cache=$cache_root/wheels
+[ "${PATCH_UWSGI_WHEEL_CACHE:-1}" != 0 ] || cache=
+if [ -n "$cache" ]; then
+    mkdir -p "$cache" || fail "cannot create the wheel cache $cache (PATCH_UWSGI_CACHE)"
+    sources=$(cd "$repo" && {
+        find src -type f -print0 | sort -z | xargs -0 sha256sum
+        sha256sum Cargo.toml Cargo.lock pyproject.toml README.md \
+            scripts/build-wheels.sh scripts/wheel-tools.txt
+        rustc -vV
+        echo "RUSTFLAGS=${RUSTFLAGS:-} CARGO_BUILD_RUSTFLAGS=${CARGO_BUILD_RUSTFLAGS:-}"
+    } | sha256sum | cut -c1-64) || fail "cannot hash the inputs of the wheels in $repo"
+fi
+# Cargo's target folder, outside the clone: a fresh clone reuses the compiled dependencies.
+# Its own folder, apart from target/: a `cargo test` running meanwhile holds the lock on that.
+build_dir=$cache_root/wheel-build
+mkdir -p "$build_dir" || fail "cannot create cargo's target folder $build_dir"
+# maturin moves the binary out of the target folder after cargo's own lock is released: two
+# builds of one target at once (two clones, two test binaries) would lose it.
+exec 9>"$build_dir/.build-wheels.lock"
+flock 9 || fail "cannot lock $build_dir/.build-wheels.lock"
+
 started=$(date +%s)
 failed=0
 # The rows come on fd 3, so that nothing run in the loop can read them from stdin.
 while read -r target compatibility tags debs linker <&3; do
     if ! rustup target list --installed | grep -qx "$target" && ! rustup target add "$target"; then
         echo "FAILED $target: rustup could not add the target" && failed=1 && continue
+    fi
+    if [ -n "$cache" ]; then
+        linker_version=-
+        [ "$linker" = zig ] || linker_version=$("$linker" --version 2>/dev/null | head -n 1)
+        key=$(printf '%s\n' "$sources" "$target $compatibility $tags $debs $linker" \
+            "$linker_version" | sha256sum | cut -c1-32)
+        cached=$(ls "$cache/$key"/*.whl 2>/dev/null || true)
+        if [ "$(echo "$cached" | grep -c .)" = 1 ]; then
+            cp "$cached" "$out/" || fail "cannot copy $cached into $out"
+            touch "$cache/$key"
+            echo "cached $target: $(basename "$cached") (inputs $key)"
+            python3 "$repo/scripts/check-wheel.py" "$out/$(basename "$cached")" || failed=1
+            continue
+        fi
     fi
     if [ "$linker" = zig ]; then
         how=(--zig)
@@ -106,10 +155,9 @@ while read -r target compatibility tags debs linker <&3; do
         export "CARGO_TARGET_${upper}_RUSTFLAGS=-C target-feature=+crt-static"
         how=(--auditwheel skip)
     fi
-    # Its own target folder: a `cargo test` running meanwhile holds the lock on target/.
     # Each wheel is made in a folder of its own first, then (retagged and) moved to OUTDIR.
     scratch=$(mktemp -d "$out/.build-XXXXXX")
-    built=$(CARGO_TARGET_DIR=$repo/target/wheel-build maturin build --release "${how[@]}" \
+    built=$(CARGO_TARGET_DIR=$build_dir maturin build --release "${how[@]}" \
         --manifest-path "$repo/Cargo.toml" --target "$target" \
         --compatibility "$compatibility" --out "$scratch" 2>&1) || {
         echo "$built" | tail -n 30 >&2
@@ -132,8 +180,19 @@ while read -r target compatibility tags debs linker <&3; do
     fi
     mv -f "$wheel" "$out/" || fail "cannot move $wheel into $out"
     rm -rf "$scratch"
+    if [ -n "$cache" ]; then
+        # Into the cache whole or not at all: a folder made aside, then renamed into place.
+        entry=$(mktemp -d "$cache/.new-XXXXXX") \
+            && cp "$out/$(basename "$wheel")" "$entry/" \
+            && rm -rf "${cache:?}/$key" && mv "$entry" "$cache/$key" \
+            || echo "build-wheels: could not keep $(basename "$wheel") in the cache $cache" >&2
+    fi
     python3 "$repo/scripts/check-wheel.py" "$out/$(basename "$wheel")" || failed=1
 done 3<<< "$selected"
+
+if [ -n "$cache" ]; then
+    find "$cache" -mindepth 1 -maxdepth 1 -mtime +30 -exec rm -rf {} + 2>/dev/null || true
+fi
 
 if [ "$wanted" = all ]; then
     maturin sdist --manifest-path "$repo/Cargo.toml" --out "$out" >/dev/null \

@@ -41,15 +41,24 @@ fn make_tools_venv() -> Option<PathBuf> {
     support::tools::pinned_venv("target/wheel-tools", &args, &list, "wheel-tools.txt")
 }
 
-/// Held while maturin builds into target/wheel-build: maturin moves the binary cargo built out
-/// of the shared folder after cargo's own lock is released, so two builds of one target at once
-/// lose it ("failed to rename file ... No such file or directory").
-static WHEEL_BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn wheel_build_lock() -> std::sync::MutexGuard<'static, ()> {
-    WHEEL_BUILD
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// scripts/build-wheels.sh OUTDIR for these targets (all: `None`), with the tools venv on PATH.
+fn build_wheels(tools: &Path, out_dir: &Path, targets: Option<&str>) -> std::process::Output {
+    let mut build = Command::new(support::repo().join("scripts/build-wheels.sh"));
+    build
+        .arg(out_dir)
+        .env_remove("PATCH_UWSGI_WHEEL_TARGETS")
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                tools.join("bin").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
+    if let Some(targets) = targets {
+        build.env("PATCH_UWSGI_WHEEL_TARGETS", targets);
+    }
+    build.output().unwrap()
 }
 
 fn glibc_versions(binary: &Path) -> Vec<(u32, u32)> {
@@ -81,33 +90,9 @@ fn manylinux2014_wheel_installs_in_a_fresh_venv_and_patches_a_tree() {
         return;
     };
     let out_dir = tempfile::tempdir().unwrap();
-    let path = format!(
-        "{}:{}",
-        tools.join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let build = wheel_build_lock();
-    let out = Command::new(tools.join("bin/maturin"))
-        .current_dir(support::repo())
-        .env("PATH", &path)
-        // Its own target folder: `cargo test` holds the lock on target/ while tests run.
-        .env(
-            "CARGO_TARGET_DIR",
-            support::repo().join("target/wheel-build"),
-        )
-        .args([
-            "build",
-            "--release",
-            "--zig",
-            "--compatibility",
-            "manylinux2014",
-            "--out",
-        ])
-        .arg(out_dir.path())
-        .output()
-        .unwrap();
-    drop(build);
-    assert!(out.status.success(), "maturin: {:?}", texts(&out));
+    // The release matrix's row for this machine: what cibuildwheel's containers install.
+    let out = build_wheels(&tools, out_dir.path(), Some("x86_64-unknown-linux-gnu"));
+    assert!(out.status.success(), "build-wheels.sh: {:?}", texts(&out));
     let wheels: Vec<PathBuf> = std::fs::read_dir(out_dir.path())
         .unwrap()
         .flatten()
@@ -677,22 +662,8 @@ fn release_wheels_cover_every_cibuildwheel_linux_platform_and_run() {
         }
     }
     let out_dir = tempfile::tempdir().unwrap();
-    let build = wheel_build_lock();
     let started = std::time::Instant::now();
-    let out = Command::new(support::repo().join("scripts/build-wheels.sh"))
-        .arg(out_dir.path())
-        .env_remove("PATCH_UWSGI_WHEEL_TARGETS")
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                tools.join("bin").display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .output()
-        .unwrap();
-    drop(build);
+    let out = build_wheels(&tools, out_dir.path(), None);
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     eprintln!("scripts/build-wheels.sh: {} s", started.elapsed().as_secs());
@@ -825,9 +796,10 @@ fn sdist_without_rust_stops_with_one_message_naming_the_platform() {
             .arg(dist.path().join("wheels"))
             .arg(&sdist)
             .env("PATH", path)
+            // Outside the clone: a fresh clone reuses the compiled dependencies.
             .env(
                 "CARGO_TARGET_DIR",
-                support::repo().join("target/sdist-build"),
+                support::project_cache().join("sdist-build"),
             )
             .env_remove("PATCH_UWSGI_BUILD_FROM_SOURCE")
             .output()

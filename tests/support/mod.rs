@@ -14,6 +14,20 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The project's cache outside the clone, as the scripts find it (PATCH_UWSGI_CACHE, else
+/// `patch-uwsgi-pipeline` in XDG_CACHE_HOME or ~/.cache): what takes minutes to build and
+/// depends only on its inputs.
+pub fn project_cache() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PATCH_UWSGI_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+    base.join("patch-uwsgi-pipeline")
+}
+
 /// Every vendored uWSGI version, oldest first.
 pub fn sample_versions() -> Vec<String> {
     let mut versions: Vec<String> = std::fs::read_dir(repo().join("vendor-samples"))
