@@ -185,9 +185,10 @@ fn made_wheel(minor: &str, project: Option<&Path>) -> Option<&'static MadeWheel>
     };
     once.get_or_init(|| {
         let made = make_wheel(minor, project)?;
-        for dir in [&made.work, &made.manylinux_root, &made.py.root] {
+        for dir in [&made.work, &made.manylinux_root] {
             support::remove_at_exit(dir.path());
         }
+        support::remove_at_exit(made.py.root.path());
         Some(made)
     })
     .as_ref()

@@ -143,10 +143,58 @@ pub fn require_python(minor: &str) -> Option<(String, PathBuf)> {
     found
 }
 
+/// A folder whose path is the same from run to run, `<tmp>/patch-uwsgi-<name>-<slot>`: the
+/// first slot no other test holds (a lock on `<folder>.lock`, kept while this lives) is
+/// emptied and taken, and removed on drop. Compilers then see the same include paths in
+/// every run, and ccache finds what it compiled before (tests/support/tools.rs).
+pub struct StableDir {
+    path: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl StableDir {
+    /// Take the first free slot for `name`.
+    pub fn new(name: &str) -> StableDir {
+        let tmp = std::env::temp_dir().canonicalize().unwrap();
+        for slot in 0.. {
+            let path = tmp.join(format!("patch-uwsgi-{name}-{slot}"));
+            let lock_path = tmp.join(format!("patch-uwsgi-{name}-{slot}.lock"));
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .unwrap_or_else(|e| panic!("{}: {e}", lock_path.display()));
+            if lock.try_lock().is_err() {
+                continue;
+            }
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("{}: {e}", path.display()),
+            }
+            std::fs::create_dir(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            return StableDir { path, _lock: lock };
+        }
+        unreachable!("slots are unbounded")
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StableDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// A static-only interpreter made from a pyenv CPython (see tests/support/make_static_prefix.py).
 pub struct StaticPython {
-    /// Holds everything; removed on drop.
-    pub root: tempfile::TempDir,
+    /// Holds everything; removed on drop. At a stable path: see [`StableDir`].
+    pub root: StableDir,
     /// `X.Y.Z`.
     pub version: String,
     /// The copied executable, `<root>/cpython-X.Y.Z/bin/pythonX.Y`.
@@ -162,7 +210,7 @@ pub struct StaticPython {
 /// Build a static-only copy of the pyenv CPython `minor`.
 pub fn static_python(minor: &str) -> Option<StaticPython> {
     let (version, original) = require_python(minor)?;
-    let root = tempfile::tempdir().unwrap();
+    let root = StableDir::new(&format!("static-{version}"));
     let name = format!("cpython-{version}");
     let out = Command::new(&original)
         .arg(repo().join("tests/support/make_static_prefix.py"))

@@ -81,7 +81,44 @@ pub fn frontend_command(program: &Path, wheels: &Path) -> Command {
         .env_remove("UWSGI_FORCE_REBUILD")
         .env_remove("CFLAGS")
         .env_remove("PYTHONPATH");
+    with_compiler_cache(&mut command);
     command
+}
+
+/// Where Debian's ccache package keeps its compiler links (gcc, cc, x86_64-linux-gnu-gcc, ...).
+const CCACHE_LINKS: &str = "/usr/lib/ccache";
+
+/// Puts ccache's compiler links first on `command`'s PATH, when ccache is installed (.ci/run
+/// installs it), with its cache in the project's cache outside the clone. The tests build the
+/// same few dozen uWSGI C files for the same few interpreters again and again; a hit gives the
+/// object file the compiler gave for the same preprocessed source and flags. What the tests
+/// prove is not cached: uWSGI's own build system still decides what to compile, and every link
+/// and every served request is real. Without ccache, everything is compiled.
+pub fn with_compiler_cache(command: &mut Command) -> &mut Command {
+    if !Path::new(CCACHE_LINKS).join("gcc").exists() {
+        return command;
+    }
+    // The command's own PATH when it was given one, else this process's.
+    let path = command
+        .get_envs()
+        .find(|(name, _)| *name == "PATH")
+        .and_then(|(_, value)| value.map(std::ffi::OsStr::to_os_string))
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    let mut dirs = vec![PathBuf::from(CCACHE_LINKS)];
+    dirs.extend(std::env::split_paths(&path).filter(|d| d != Path::new(CCACHE_LINKS)));
+    command
+        .env("PATH", std::env::join_paths(dirs).unwrap())
+        .env("CCACHE_DIR", super::project_cache().join("ccache"))
+        .env("CCACHE_MAXSIZE", "2G")
+        // Paths under the temp folder (uWSGI trees, static-only prefixes at stable paths, see
+        // super::StableDir) are hashed relative to the build's folder, and the folder itself
+        // is not hashed: a tree unpacked elsewhere hits.
+        .env("CCACHE_BASEDIR", std::env::temp_dir())
+        .env("CCACHE_NOHASHDIR", "1")
+        // uwsgiconfig.py puts the build time on every compile's command line
+        // (-DUWSGI_BUILD_DATE) unless this is set, as reproducible builds set it.
+        .env("SOURCE_DATE_EPOCH", "1700000000")
 }
 
 /// `command.output()`, run once more when a process of it could not start `/bin/sh` with

@@ -130,10 +130,12 @@ pub fn uwsgi_source(version: &str, into: &Path) -> Option<PathBuf> {
 
 /// `python uwsgiconfig.py --build pyonly` in `tree`: (success, stdout + stderr).
 pub fn build(python: &Path, tree: &Path) -> (bool, String) {
-    let out = Command::new(python)
+    let mut command = Command::new(python);
+    command
         .current_dir(tree)
         .args(["uwsgiconfig.py", "--build", "pyonly"])
-        .env("CPUCOUNT", "2")
+        .env("CPUCOUNT", "2");
+    let out = super::tools::with_compiler_cache(&mut command)
         .output()
         .unwrap();
     (
