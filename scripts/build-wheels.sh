@@ -12,7 +12,8 @@
 #     library of the system it runs on. maturin refuses to mix manylinux and musllinux tags,
 #     so `wheel tags` (pinned in scripts/wheel-tools.txt) sets them after the build.
 # Each wheel is then checked and smoke-run under qemu user emulation by scripts/check-wheel.py.
-# Installs what it needs: the pinned tools of scripts/wheel-tools.txt into target/wheel-tools,
+# Installs what it needs: the pinned tools of scripts/wheel-tools.txt into venvs/wheel-tools of
+# the project's cache (see PATCH_UWSGI_CACHE below),
 # the Rust targets (rustup), and on Debian (as root, or with password-less sudo) qemu-user-static,
 # the cross C libraries and the cross compilers.
 #
@@ -64,10 +65,12 @@ fi
 
 # Tools: maturin, zig and wheel from PyPI, pinned, in a venv of their own (made again when
 # scripts/wheel-tools.txt changed since; the venv keeps a copy of it).
-tools=$repo/target/wheel-tools
+cache_root=${PATCH_UWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/patch-uwsgi-pipeline}
+tools=$cache_root/venvs/wheel-tools
 if ! cmp -s "$repo/scripts/wheel-tools.txt" "$tools/wheel-tools.txt" \
     || [ ! -x "$tools/bin/maturin" ] || [ ! -x "$tools/bin/wheel" ]; then
     rm -rf "$tools" || fail "cannot remove the old tools venv $tools"
+    mkdir -p "$cache_root/venvs" || fail "cannot create $cache_root/venvs (PATCH_UWSGI_CACHE)"
     python3 -m venv "$tools" || fail "python3 -m venv $tools failed"
     "$tools/bin/pip" install -q -r "$repo/scripts/wheel-tools.txt" \
         || fail "could not install the tools of scripts/wheel-tools.txt from PyPI"
@@ -99,7 +102,6 @@ if [ -n "$missing" ]; then
 fi
 
 # The inputs of every wheel (see the top of this file), hashed once.
-cache_root=${PATCH_UWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/patch-uwsgi-pipeline}
 cache=$cache_root/wheels
 [ "${PATCH_UWSGI_WHEEL_CACHE:-1}" != 0 ] || cache=
 if [ -n "$cache" ]; then

@@ -13,7 +13,7 @@ use std::process::Command;
 use support::texts;
 
 /// Pinned build tools (shared with scripts/build-wheels.sh), installed from PyPI into
-/// target/wheel-tools once.
+/// `venvs/wheel-tools` of the project's cache once.
 const TOOLS: &str = "scripts/wheel-tools.txt";
 
 /// The only shared libraries the binary may need: the C library's parts and libgcc_s, present
@@ -38,7 +38,7 @@ fn make_tools_venv() -> Option<PathBuf> {
     let list_path = support::repo().join(TOOLS);
     let list = std::fs::read(&list_path).unwrap();
     let args = [std::ffi::OsStr::new("-r"), list_path.as_os_str()];
-    support::tools::pinned_venv("target/wheel-tools", &args, &list, "wheel-tools.txt")
+    support::tools::pinned_venv("venvs/wheel-tools", &args, &list, "wheel-tools.txt")
 }
 
 /// scripts/build-wheels.sh OUTDIR for these targets (all: `None`), with the tools venv on PATH.
@@ -391,7 +391,7 @@ fn release_matrix_is_the_documented_one() {
 }
 
 /// cibuildwheel, pinned (with the packaging whose tag logic pip vendors), from PyPI into
-/// target/wheel-tools-cibuildwheel once.
+/// `venvs/wheel-tools-cibuildwheel` of the project's cache once.
 fn cibuildwheel_venv() -> Option<PathBuf> {
     static VENV: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
     VENV.get_or_init(|| {
@@ -399,7 +399,7 @@ fn cibuildwheel_venv() -> Option<PathBuf> {
         let args = PINS.map(std::ffi::OsStr::new);
         let pins = PINS.join("\n");
         support::tools::pinned_venv(
-            "target/wheel-tools-cibuildwheel",
+            "venvs/wheel-tools-cibuildwheel",
             &args,
             pins.as_bytes(),
             "pins.txt",

