@@ -308,12 +308,30 @@ fn assert_all_compiled(rebuilt: &Rebuilt, what: &str) {
     );
 }
 
+/// Both static-only Pythons with their venvs and tarballs, made once for the whole binary: the
+/// builds only read them. Their folders are removed when the process exits.
+fn shared_pythons(wheels: &Path) -> Option<&'static [Pythons]> {
+    static SHARED: std::sync::OnceLock<Option<Vec<Pythons>>> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let work = tempfile::tempdir().unwrap().keep();
+            support::remove_at_exit(&work);
+            let pythons = pythons(wheels, &work)?;
+            for py in &pythons {
+                support::remove_at_exit(py.bare.root.path());
+                support::remove_at_exit(py.root.path());
+            }
+            Some(pythons)
+        })
+        .as_deref()
+}
+
 /// What the switching tests share: the tool wheels, a work folder, both static-only Pythons
-/// with their venvs and tarballs, and an unpacked 2.0.31 sdist tree.
-fn switching_setup() -> Option<(PathBuf, tempfile::TempDir, Vec<Pythons>, PathBuf)> {
+/// with their venvs and tarballs, and an unpacked 2.0.31 sdist tree of the test's own.
+fn switching_setup() -> Option<(PathBuf, tempfile::TempDir, &'static [Pythons], PathBuf)> {
     let wheels = tool_wheels()?;
     let work = tempfile::tempdir().unwrap();
-    let pythons = pythons(&wheels, work.path())?;
+    let pythons = shared_pythons(&wheels)?;
     let tree = uwsgi_source("2.0.31", work.path())?;
     Some((wheels, work, pythons, tree))
 }
