@@ -76,6 +76,9 @@ pub fn uwsgi_source(version: &str, into: &Path) -> Option<PathBuf> {
     };
     if find().is_none() {
         std::fs::create_dir_all(&cache).unwrap();
+        // Into a folder of its own first, then renamed into the cache: the cache outlives the
+        // clone, and an interrupted download must not stay there.
+        let partial = tempfile::tempdir_in(&cache).unwrap();
         let out = Command::new("python3")
             .args([
                 "-m",
@@ -87,7 +90,7 @@ pub fn uwsgi_source(version: &str, into: &Path) -> Option<PathBuf> {
                 ":all:",
                 "-d",
             ])
-            .arg(&cache)
+            .arg(partial.path())
             .arg(format!("uwsgi=={version}"))
             .output()
             .unwrap();
@@ -98,13 +101,16 @@ pub fn uwsgi_source(version: &str, into: &Path) -> Option<PathBuf> {
             ));
             return None;
         }
+        for entry in std::fs::read_dir(partial.path()).unwrap().flatten() {
+            std::fs::rename(entry.path(), cache.join(entry.file_name())).unwrap();
+        }
     }
     let sdist = find().expect("sdist downloaded");
     let digest = format!("{:x}", Sha256::digest(std::fs::read(&sdist).unwrap()));
     assert_eq!(
         &digest,
         sha,
-        "{} does not match the recorded sha256",
+        "{} does not match the recorded sha256 (delete it to download it again)",
         sdist.display()
     );
     assert!(Command::new("tar")
