@@ -854,6 +854,8 @@ jobs = wf['jobs']
 build, publish = jobs['build'], jobs['publish']
 runs = [s['run'] for s in build['steps'] if 'run' in s]
 assert any(r.strip() == 'scripts/build-wheels.sh dist' for r in runs), runs
+matrix = [s for s in build['steps'] if s.get('run', '').strip() == 'scripts/build-wheels.sh dist']
+assert matrix[0].get('env', {}).get('PATCH_UWSGI_WHEEL_CACHE') == '0', matrix
 assert any('qemu-user-static' in r and 'libc6-arm64-cross' in r for r in runs), runs
 upload = [s for s in build['steps'] if s.get('uses', '').startswith('actions/upload-artifact')]
 assert len(upload) == 1 and upload[0]['with']['path'] == 'dist/*', upload
