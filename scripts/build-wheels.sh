@@ -25,6 +25,9 @@
 # Cached or not, every wheel is checked and smoke-run.
 #
 # usage: scripts/build-wheels.sh OUTDIR
+#        scripts/build-wheels.sh --keys   print each target's cache key and whether a wheel is
+#                                         cached under it ("TARGET KEY cached|missing"); builds
+#                                         and installs nothing
 #   PATCH_UWSGI_WHEEL_TARGETS="aarch64-unknown-linux-gnu ..."  build only these (and no sdist)
 #   PATCH_UWSGI_CACHE=DIR     the project's cache folder (default
 #                             ${XDG_CACHE_HOME:-$HOME/.cache}/patch-uwsgi-pipeline, shared with
@@ -32,14 +35,21 @@
 #                             Cached wheels unused for 30 days are removed.
 #   PATCH_UWSGI_WHEEL_CACHE=0  build every wheel afresh (and cache nothing)
 set -euo pipefail
-out=${1:?usage: scripts/build-wheels.sh OUTDIR}
+keys_only=
+if [ "${1:-}" = --keys ]; then
+    keys_only=1
+else
+    out=${1:?usage: scripts/build-wheels.sh OUTDIR | --keys}
+fi
 repo=$(cd "$(dirname "$0")/.." && pwd)
 fail() {
     echo "build-wheels: $*" >&2
     exit 2
 }
-mkdir -p "$out" || fail "cannot create the output folder $out"
-out=$(cd "$out" && pwd)
+if [ -z "$keys_only" ]; then
+    mkdir -p "$out" || fail "cannot create the output folder $out"
+    out=$(cd "$out" && pwd)
+fi
 
 # Rust target; maturin's --compatibility; the platform tags the wheel gets afterwards ("-": as
 # maturin names them); Debian packages (the cross C library for the smoke run of a dynamic
@@ -63,9 +73,45 @@ if [ -z "$selected" ]; then
     fail "no target of the matrix matches PATCH_UWSGI_WHEEL_TARGETS=$wanted"
 fi
 
+# The project's cache, and the inputs of every wheel (see the top of this file), hashed once.
+cache_root=${PATCH_UWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/patch-uwsgi-pipeline}
+cache=$cache_root/wheels
+[ "${PATCH_UWSGI_WHEEL_CACHE:-1}" != 0 ] || cache=
+if [ -n "$cache" ]; then
+    mkdir -p "$cache" || fail "cannot create the wheel cache $cache (PATCH_UWSGI_CACHE)"
+    sources=$(cd "$repo" && {
+        find src -type f -print0 | sort -z | xargs -0 sha256sum
+        sha256sum Cargo.toml Cargo.lock pyproject.toml README.md \
+            scripts/build-wheels.sh scripts/wheel-tools.txt
+        rustc -vV
+        echo "RUSTFLAGS=${RUSTFLAGS:-} CARGO_BUILD_RUSTFLAGS=${CARGO_BUILD_RUSTFLAGS:-}"
+    } | sha256sum | cut -c1-64) || fail "cannot hash the inputs of the wheels in $repo"
+fi
+# The cache key of one row of the matrix (its five words as arguments).
+row_key() {
+    local linker_version=-
+    [ "$5" = zig ] || linker_version=$("$5" --version 2>/dev/null | head -n 1)
+    printf '%s\n' "$sources" "$*" "$linker_version" | sha256sum | cut -c1-32
+}
+# The wheel cached under a key, if there is exactly one.
+cached_wheel() {
+    local found
+    found=$(ls "$cache/$1"/*.whl 2>/dev/null || true)
+    [ "$(echo "$found" | grep -c .)" = 1 ] && echo "$found"
+}
+if [ -n "$keys_only" ]; then
+    [ -n "$cache" ] || fail "--keys: the wheel cache is off (PATCH_UWSGI_WHEEL_CACHE=0)"
+    while read -r target compatibility tags debs linker <&3; do
+        key=$(row_key "$target" "$compatibility" "$tags" "$debs" "$linker")
+        state=missing
+        cached_wheel "$key" >/dev/null && state=cached
+        echo "$target $key $state"
+    done 3<<< "$selected"
+    exit 0
+fi
+
 # Tools: maturin, zig and wheel from PyPI, pinned, in a venv of their own (made again when
 # scripts/wheel-tools.txt changed since; the venv keeps a copy of it).
-cache_root=${PATCH_UWSGI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/patch-uwsgi-pipeline}
 tools=$cache_root/venvs/wheel-tools
 if ! cmp -s "$repo/scripts/wheel-tools.txt" "$tools/wheel-tools.txt" \
     || [ ! -x "$tools/bin/maturin" ] || [ ! -x "$tools/bin/wheel" ]; then
@@ -101,19 +147,6 @@ if [ -n "$missing" ]; then
     fi
 fi
 
-# The inputs of every wheel (see the top of this file), hashed once.
-cache=$cache_root/wheels
-[ "${PATCH_UWSGI_WHEEL_CACHE:-1}" != 0 ] || cache=
-if [ -n "$cache" ]; then
-    mkdir -p "$cache" || fail "cannot create the wheel cache $cache (PATCH_UWSGI_CACHE)"
-    sources=$(cd "$repo" && {
-        find src -type f -print0 | sort -z | xargs -0 sha256sum
-        sha256sum Cargo.toml Cargo.lock pyproject.toml README.md \
-            scripts/build-wheels.sh scripts/wheel-tools.txt
-        rustc -vV
-        echo "RUSTFLAGS=${RUSTFLAGS:-} CARGO_BUILD_RUSTFLAGS=${CARGO_BUILD_RUSTFLAGS:-}"
-    } | sha256sum | cut -c1-64) || fail "cannot hash the inputs of the wheels in $repo"
-fi
 # Cargo's target folder, outside the clone: a fresh clone reuses the compiled dependencies.
 # Its own folder, apart from target/: a `cargo test` running meanwhile holds the lock on that.
 build_dir=$cache_root/wheel-build
@@ -131,12 +164,8 @@ while read -r target compatibility tags debs linker <&3; do
         echo "FAILED $target: rustup could not add the target" && failed=1 && continue
     fi
     if [ -n "$cache" ]; then
-        linker_version=-
-        [ "$linker" = zig ] || linker_version=$("$linker" --version 2>/dev/null | head -n 1)
-        key=$(printf '%s\n' "$sources" "$target $compatibility $tags $debs $linker" \
-            "$linker_version" | sha256sum | cut -c1-32)
-        cached=$(ls "$cache/$key"/*.whl 2>/dev/null || true)
-        if [ "$(echo "$cached" | grep -c .)" = 1 ]; then
+        key=$(row_key "$target" "$compatibility" "$tags" "$debs" "$linker")
+        if cached=$(cached_wheel "$key"); then
             cp "$cached" "$out/" || fail "cannot copy $cached into $out"
             touch "$cache/$key"
             echo "cached $target: $(basename "$cached") (inputs $key)"

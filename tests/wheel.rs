@@ -879,3 +879,101 @@ print('ok')
         .unwrap();
     assert_eq!(texts(&out).0.trim(), "ok", "{:?}", texts(&out));
 }
+
+/// `scripts/build-wheels.sh --keys` in `repo` (a copy) with the wheel cache `cache`: each
+/// target's key and whether a wheel is cached under it.
+fn wheel_keys(repo: &Path, cache: &Path, env: &[(&str, &str)]) -> BTreeMap<String, (String, bool)> {
+    let out = Command::new(repo.join("scripts/build-wheels.sh"))
+        .arg("--keys")
+        .env("PATCH_UWSGI_CACHE", cache)
+        .env(
+            "PATCH_UWSGI_WHEEL_TARGETS",
+            "x86_64-unknown-linux-gnu riscv64gc-unknown-linux-gnu",
+        )
+        .env_remove("PATCH_UWSGI_WHEEL_CACHE")
+        .env_remove("RUSTFLAGS")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    stdout
+        .lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(words.len(), 3, "{line}");
+            (
+                words[0].to_string(),
+                (words[1].to_string(), words[2] == "cached"),
+            )
+        })
+        .collect()
+}
+
+/// The wheel cache of scripts/build-wheels.sh is keyed by what the wheel is made from: a
+/// changed source, README or RUSTFLAGS misses it, a file the wheel is not made from does not,
+/// and the same bytes find the same entry again.
+#[test]
+fn wheel_cache_key_follows_the_wheels_inputs() {
+    let copy = tempfile::tempdir().unwrap();
+    let repo = copy.path();
+    for file in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "pyproject.toml",
+        "README.md",
+        "CONTRIBUTING.md",
+        "scripts/build-wheels.sh",
+        "scripts/wheel-tools.txt",
+    ] {
+        std::fs::create_dir_all(repo.join(file).parent().unwrap()).unwrap();
+        std::fs::copy(support::repo().join(file), repo.join(file)).unwrap();
+    }
+    support::copy_tree(&support::repo().join("src"), &repo.join("src"));
+    let cache = tempfile::tempdir().unwrap();
+    let keys = |env: &[(&str, &str)]| wheel_keys(repo, cache.path(), env);
+    let x86 = "x86_64-unknown-linux-gnu";
+    let riscv = "riscv64gc-unknown-linux-gnu";
+
+    let first = keys(&[]);
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first.values().all(|(_, cached)| !cached), "{first:?}");
+    assert_ne!(first[x86].0, first[riscv].0, "one key for two targets");
+    // A wheel put under x86_64's key is found there, and only there.
+    let entry = cache.path().join("wheels").join(&first[x86].0);
+    std::fs::create_dir_all(&entry).unwrap();
+    std::fs::write(entry.join("patch_uwsgi-0-py3-none-any.whl"), b"").unwrap();
+    let again = keys(&[]);
+    assert_eq!(again[x86], (first[x86].0.clone(), true));
+    assert_eq!(again[riscv], first[riscv]);
+
+    // Not an input of the wheel: the same keys.
+    let contributing = repo.join("CONTRIBUTING.md");
+    std::fs::write(&contributing, "changed\n").unwrap();
+    assert_eq!(keys(&[]), again);
+
+    // Inputs: each change misses the cached wheel.
+    let lib = repo.join("src/lib.rs");
+    let original = std::fs::read(&lib).unwrap();
+    let mut changed = original.clone();
+    changed.extend_from_slice(b"\n// changed\n");
+    std::fs::write(&lib, &changed).unwrap();
+    let after_source = keys(&[]);
+    assert_ne!(after_source[x86].0, first[x86].0);
+    assert!(!after_source[x86].1);
+    // The same bytes again: the same key, the cached wheel found.
+    std::fs::write(&lib, &original).unwrap();
+    assert_eq!(keys(&[]), again);
+
+    let readme = repo.join("README.md");
+    let mut text = std::fs::read(&readme).unwrap();
+    text.extend_from_slice(b"\nchanged\n");
+    std::fs::write(&readme, &text).unwrap();
+    let after_readme = keys(&[]);
+    assert_ne!(after_readme[x86].0, first[x86].0);
+    std::fs::copy(support::repo().join("README.md"), &readme).unwrap();
+
+    let with_flags = keys(&[("RUSTFLAGS", "-C debuginfo=1")]);
+    assert_ne!(with_flags[x86].0, first[x86].0);
+    assert_eq!(keys(&[]), again);
+}
