@@ -20,7 +20,8 @@
 # A wheel already built from the same inputs is taken from a cache outside the clone instead
 # of being built again: the key of a target hashes its row of the matrix, the bytes of every
 # file the wheel is made from (src/, Cargo.toml, Cargo.lock, pyproject.toml, README.md, this
-# script and the pinned tools), `rustc -vV`, the cross gcc's version and RUSTFLAGS. Cargo's
+# script and the pinned tools, .cargo/ and rust-toolchain files if any), `rustc -vV`, the cross
+# gcc's version and RUSTFLAGS. Cargo's
 # own target folder is kept in the same place, so a changed source rebuilds only this crate.
 # Cached or not, every wheel is checked and smoke-run.
 #
@@ -83,6 +84,9 @@ if [ -n "$cache" ]; then
         find src -type f -print0 | sort -z | xargs -0 sha256sum
         sha256sum Cargo.toml Cargo.lock pyproject.toml README.md \
             scripts/build-wheels.sh scripts/wheel-tools.txt
+        # Cargo's and rustup's configuration, where the project has any.
+        find .cargo rust-toolchain rust-toolchain.toml -type f -print0 2>/dev/null \
+            | sort -z | xargs -0 -r sha256sum
         rustc -vV
         echo "RUSTFLAGS=${RUSTFLAGS:-} CARGO_BUILD_RUSTFLAGS=${CARGO_BUILD_RUSTFLAGS:-}"
     } | sha256sum | cut -c1-64) || fail "cannot hash the inputs of the wheels in $repo"

@@ -911,7 +911,7 @@ fn wheel_keys(repo: &Path, cache: &Path, env: &[(&str, &str)]) -> BTreeMap<Strin
 }
 
 /// The wheel cache of scripts/build-wheels.sh is keyed by what the wheel is made from: a
-/// changed source, README or RUSTFLAGS misses it, a file the wheel is not made from does not,
+/// changed source, README, RUSTFLAGS or cargo configuration misses it, a file the wheel is not made from does not,
 /// and the same bytes find the same entry again.
 #[test]
 fn wheel_cache_key_follows_the_wheels_inputs() {
@@ -976,4 +976,9 @@ fn wheel_cache_key_follows_the_wheels_inputs() {
     let with_flags = keys(&[("RUSTFLAGS", "-C debuginfo=1")]);
     assert_ne!(with_flags[x86].0, first[x86].0);
     assert_eq!(keys(&[]), again);
+
+    // Cargo's configuration, once the project has one.
+    std::fs::create_dir(repo.join(".cargo")).unwrap();
+    std::fs::write(repo.join(".cargo/config.toml"), "[build]\n").unwrap();
+    assert_ne!(keys(&[])[x86].0, first[x86].0);
 }
