@@ -83,7 +83,6 @@ pub fn frontend_command(program: &Path, wheels: &Path) -> Command {
         .env_remove("UWSGI_FORCE_REBUILD")
         .env_remove("CFLAGS")
         .env_remove("PYTHONPATH");
-    with_compiler_cache(&mut command);
     command
 }
 
