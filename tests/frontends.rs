@@ -100,7 +100,7 @@ fn build_with(
                 "-m",
                 "pip",
                 "wheel",
-                "-q",
+                "-v",
                 "--use-pep517",
                 "--no-deps",
                 "-w",
@@ -120,7 +120,7 @@ fn build_with(
         ),
         Frontend::PipInstallTarget => (
             &py.bare.python,
-            vec!["-m", "pip", "install", "-q", "--use-pep517", "--no-deps"]
+            vec!["-m", "pip", "install", "-v", "--use-pep517", "--no-deps"]
                 .into_iter()
                 .map(String::from)
                 .chain(["--target".into(), out.display().to_string(), ".".into()])

@@ -217,10 +217,6 @@ fn make_wheel(minor: &str, project: Option<&Path>) -> Option<MadeWheel> {
             pip
         }
     };
-    // Not in tests/frontends.rs: its assertions read object mtimes, and one run saw an object
-    // ccache had given keep its old mtime.
-    let mut pip = pip;
-    support::tools::with_compiler_cache(&mut pip);
     run_ok(pip, "pip wheel");
     let wheel = only_wheel(&out_dir);
     Some(MadeWheel {
