@@ -96,13 +96,19 @@ fn sigkill_at_random_moments_never_leaves_a_torn_file() {
     let probe = dump("pyenv-cpython-3.12.1");
     let (_tmp, tree) = sample_tree("2.0.31");
     let pristine = files(&tree);
-    let started = Instant::now();
-    run_ok(apply_command(&tree, &probe));
-    let run_time = started.elapsed();
-    let patched = files(&tree);
-    assert!(pristine[2].is_none() && patched[2].is_some());
-    run_ok(revert_command(&tree));
-    assert_eq!(files(&tree), pristine);
+    // The quickest of three unkilled runs: one run timed while other tests load the machine
+    // would stretch the kill window, and most kills would then land after the process ended.
+    let mut run_time = Duration::MAX;
+    let mut patched = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        run_ok(apply_command(&tree, &probe));
+        run_time = run_time.min(started.elapsed());
+        patched = files(&tree);
+        assert!(pristine[2].is_none() && patched[2].is_some());
+        run_ok(revert_command(&tree));
+        assert_eq!(files(&tree), pristine);
+    }
 
     let seed = std::env::var("PATCH_UWSGI_KILL_SEED")
         .ok()
