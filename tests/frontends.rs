@@ -444,3 +444,16 @@ fn stock_tree_reuses_objects_compiled_for_another_python() {
         "stock uWSGI recompiled the python plugin for 3.8 on its own"
     );
 }
+
+/// A process that succeeds although one of its threads died (what uwsgiconfig.py does when a
+/// compile thread raises: it links the object an earlier build left) fails `run_ok`.
+#[test]
+#[should_panic(expected = "a thread of the build died")]
+fn a_build_whose_compile_thread_died_fails() {
+    let mut python = Command::new("python3");
+    python.args([
+        "-c",
+        "import threading\nt = threading.Thread(target=lambda: 1 / 0)\nt.start()\nt.join()",
+    ]);
+    run_ok(python, "a process with a dead thread");
+}
