@@ -457,3 +457,13 @@ fn a_build_whose_compile_thread_died_fails() {
     ]);
     run_ok(python, "a process with a dead thread");
 }
+
+/// A long build log of multi-byte characters (gcc quotes with ‘’ in a UTF-8 locale): `run_ok`
+/// keeps the log's tail for its messages without cutting a character in two.
+#[test]
+fn run_ok_takes_the_tail_of_a_long_multibyte_log() {
+    let mut python = Command::new("python3");
+    python.args(["-c", "import sys; sys.stdout.write('\\u2018' * 50000)"]);
+    python.env("PYTHONIOENCODING", "utf-8");
+    run_ok(python, "a long log of three-byte characters");
+}

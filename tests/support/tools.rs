@@ -154,7 +154,11 @@ fn said(out: &std::process::Output) -> String {
 pub fn run_ok(mut command: Command, what: &str) {
     let out = output_past_spawn_glitch(&mut command);
     let log = said(&out);
-    let tail = &log[log.len().saturating_sub(40000)..];
+    // The last 40,000 bytes or so, cut on a character boundary (gcc quotes with ‘’ in UTF-8).
+    let cut = (log.len().saturating_sub(40000)..=log.len())
+        .find(|&i| log.is_char_boundary(i))
+        .unwrap_or(0);
+    let tail = &log[cut..];
     assert!(out.status.success(), "{what} failed: {tail}");
     assert!(
         !log.contains("Exception in thread"),
