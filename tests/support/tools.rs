@@ -139,12 +139,10 @@ pub fn output_past_spawn_glitch(command: &mut Command) -> std::process::Output {
     out
 }
 
+/// Everything `out` printed, standard output first ([`super::texts`] joined).
 fn said(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let (stdout, stderr) = super::texts(out);
+    stdout + &stderr
 }
 
 /// Runs `command` (past a spawn glitch) and asserts that it succeeded and that no compile
