@@ -156,6 +156,32 @@ fn split_flags(value: &Option<String>) -> Vec<String> {
         .collect()
 }
 
+/// Driver options only clang knows (or, for `-fuse-ld=lld`, that need a linker only a clang
+/// toolchain brings). manylinux and musllinux build CPython with clang named `gcc` and remove
+/// it from the image afterwards, so a flag such a build recorded in sysconfig would reach the
+/// image's real gcc when uWSGI links, and gcc stops on it (`unrecognized command-line
+/// option`). None has been seen in the `LIBS`, `MODLIBS` and `SYSLIBS` of the clang-built
+/// CPythons tested here; they are dropped from the link line all the same, as gcc would
+/// otherwise refuse the whole link.
+fn clang_only(flag: &str) -> bool {
+    const OPTIONS: [&str; 3] = ["-Qunused-arguments", "-fuse-ld=lld", "-fno-integrated-as"];
+    const WITH_VALUE: [&str; 12] = [
+        "--rtlib=",
+        "-rtlib=",
+        "--unwindlib=",
+        "-unwindlib=",
+        "--gcc-toolchain=",
+        "-gcc-toolchain=",
+        "--gcc-install-dir=",
+        "--gcc-triple=",
+        "--target=",
+        "--config=",
+        "-fuse-ld=ld.lld",
+        "--ld-path=",
+    ];
+    OPTIONS.contains(&flag) || WITH_VALUE.iter().any(|prefix| flag.starts_with(prefix))
+}
+
 fn glibc_before_2_34(glibc: &str) -> bool {
     let mut parts = glibc.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     match (parts.next(), parts.next()) {
@@ -263,7 +289,8 @@ impl LinkPlan {
         // shipped binary must not look for libraries in the build container's prefix.
         let into_python = |dir: &str| python_lib_dirs.iter().any(|d| d == dir);
         let keep = |flag: &String| {
-            !flag.starts_with("-lpython")
+            !clang_only(flag)
+                && !flag.starts_with("-lpython")
                 && !flag.strip_prefix("-L").is_some_and(into_python)
                 && !flag.strip_prefix("-Wl,-rpath,").is_some_and(into_python)
                 && !flag.strip_prefix("-Wl,-rpath=").is_some_and(into_python)
@@ -406,6 +433,7 @@ impl PlanFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use interpreter::ConfigVars;
 
     #[test]
     fn split_flags_table() {
@@ -428,5 +456,75 @@ mod tests {
                 "{value:?}"
             );
         }
+    }
+
+    #[test]
+    fn clang_only_table() {
+        let cases: &[(&str, bool)] = &[
+            ("-Qunused-arguments", true),
+            ("--rtlib=compiler-rt", true),
+            ("-rtlib=libgcc", true),
+            ("--unwindlib=none", true),
+            ("--gcc-toolchain=/usr", true),
+            ("--gcc-triple=x86_64-linux-gnu", true),
+            ("--target=x86_64-alpine-linux-musl", true),
+            ("--config=/opt/clang/bin/clang.cfg", true),
+            ("-fuse-ld=lld", true),
+            ("--ld-path=/opt/clang/bin/ld.lld", true),
+            // What gcc takes stays, whoever recorded it.
+            ("-fuse-ld=gold", false),
+            ("-lpthread", false),
+            ("-lm", false),
+            ("-Wl,--as-needed", false),
+            ("-L/usr/local/lib", false),
+            ("-Xlinker", false),
+            ("-export-dynamic", false),
+            ("-pthread", false),
+        ];
+        for (flag, expected) in cases {
+            assert_eq!(clang_only(flag), *expected, "{flag}");
+        }
+    }
+
+    /// A clang-built CPython's link flags as sysconfig could record them: the plan's link
+    /// line keeps the libraries and loses what only clang's driver takes, for the executable
+    /// and for the nolib mode alike.
+    #[test]
+    fn clang_only_flags_never_reach_the_link_line() {
+        let interp = Interpreter {
+            path: PathBuf::from("/opt/python/cp313-cp313/bin/python"),
+            implementation: "CPython".to_string(),
+            version: "3.13.5".to_string(),
+            abiflags: String::new(),
+            executable: "/opt/python/cp313-cp313/bin/python".to_string(),
+            prefix: "/opt/_internal/cpython-3.13.5".to_string(),
+            base_prefix: "/opt/_internal/cpython-3.13.5".to_string(),
+            glibc: "2.31".to_string(),
+            builtin_modules: Vec::new(),
+            config: ConfigVars {
+                LIBS: Some("-lpthread --rtlib=compiler-rt -ldl -Qunused-arguments".to_string()),
+                MODLIBS: Some("-fuse-ld=lld -lz".to_string()),
+                SYSLIBS: Some("-lm --unwindlib=libgcc".to_string()),
+                ..ConfigVars::default()
+            },
+            depends_on: Vec::new(),
+        };
+        let archive = Located::new(PathBuf::from("/tmp/libpython3.13.a"), Source::Explicit);
+        let executable = LinkPlan::with_archive(&interp, Mode::Static, Some(&archive), false);
+        let nolib = LinkPlan::with_archive(&interp, Mode::Nolib, None, false);
+        for libs in [&executable.libs, &executable.nolib_libs, &nolib.libs] {
+            assert!(libs.iter().all(|flag| !clang_only(flag)), "{libs:?}");
+            for wanted in ["-lpthread", "-ldl", "-lm"] {
+                assert!(
+                    libs.iter().any(|flag| flag == wanted),
+                    "{wanted} in {libs:?}"
+                );
+            }
+        }
+        assert!(
+            executable.libs.iter().any(|flag| flag == "-lz"),
+            "{:?}",
+            executable.libs
+        );
     }
 }
