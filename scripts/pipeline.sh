@@ -2,7 +2,10 @@
 # The real pipeline: cibuildwheel (pinned) runs examples/uwsgi-wheels, with the uWSGI 2.0.31
 # sdist vendored as its ./uwsgi, in the manylinux stand-in (scripts/standin/build.sh: Debian
 # bullseye, CPython 3.9/3.11/3.13 compiled from source the manylinux way, non-PIC, archives
-# only in the tarball) through podman, and leaves the repaired wheels in OUTDIR. The example's
+# only in the tarball; 3.13 compiled by clang as manylinux i686/ppc64le/s390x compile theirs)
+# or, with PIPELINE_LIBC=musl, in the musllinux stand-in (scripts/standin/build-musl.sh:
+# musl 1.2.5, CPython 3.11/3.13 compiled by clang) through podman, and leaves the repaired
+# wheels in OUTDIR. The example's
 # before-build, repair-wheel-command and test-command run as the docs give them; patch-uwsgi
 # comes from the wheel scripts/build-wheels.sh builds, through a local find-links folder
 # (the container gets no index: PIP_NO_INDEX, everything it installs is in that folder).
@@ -10,14 +13,15 @@
 # usage: scripts/pipeline.sh OUTDIR
 #   PATCH_UWSGI_CACHE    where the stand-in and downloads are kept (default
 #                        ${XDG_CACHE_HOME:-$HOME/.cache}/patch-uwsgi-pipeline)
-#   PIPELINE_BUILD       cibuildwheel identifiers (default: the stand-in's three Pythons)
+#   PIPELINE_LIBC        glibc (default): manylinux_x86_64; musl: musllinux_x86_64
+#   PIPELINE_BUILD       cibuildwheel identifiers (default: every Python of the stand-in)
 #   PIPELINE_VARIANT     docs (default): the example as the docs give it;
 #                        without-apply: before-build only installs the tool (the control: the
 #                          link must fail as users saw it);
 #                        without-bundle: repair-wheel-command is a plain `auditwheel repair`,
 #                          no test-command (the control for users' machines);
 #                        stdlib: `patch_uwsgi bundle --stdlib` in repair-wheel-command.
-#   PIPELINE_IMAGE       an image already built by scripts/standin/build.sh (skips it)
+#   PIPELINE_IMAGE       an image already built by the stand-in's script (skips it)
 set -euo pipefail
 out=${1:?usage: scripts/pipeline.sh OUTDIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,13 +36,25 @@ UWSGI_SHA256=e8f8b350ccc106ff93a65247b9136f529c14bf96b936ac5b264c6ff9d0c76257
 step() { printf '== %s (%s)\n' "$1" "$(date +%T)" >&2; }
 started=$(date +%s)
 
-step "manylinux stand-in"
+case ${PIPELINE_LIBC:-glibc} in
+glibc)
+    kind=manylinux standin=build.sh standin_cache=$cache/standin
+    tool_target=x86_64-unknown-linux-gnu minors="3.9 3.11 3.13" ;;
+musl)
+    kind=musllinux standin=build-musl.sh standin_cache=$cache/standin-musl
+    tool_target=x86_64-unknown-linux-musl minors="3.11 3.13" ;;
+*)
+    echo "pipeline: PIPELINE_LIBC=${PIPELINE_LIBC} is not one of glibc, musl" >&2
+    exit 2 ;;
+esac
+
+step "$kind stand-in"
 if [ -n "${PIPELINE_IMAGE:-}" ]; then
     image=$PIPELINE_IMAGE
 else
-    image=$("$repo/scripts/standin/build.sh" "$cache/standin" | tail -n 1)
+    image=$("$repo/scripts/standin/$standin" "$standin_cache" | tail -n 1)
 fi
-export CONTAINERS_CONF=$cache/standin/containers.conf
+export CONTAINERS_CONF=$standin_cache/containers.conf
 
 step "cibuildwheel $CIBUILDWHEEL_VERSION"
 tools=$cache/cibuildwheel-$CIBUILDWHEEL_VERSION
@@ -56,14 +72,14 @@ cp -r "$repo/examples/uwsgi-wheels" "$project"
 links=$project/wheelhouse
 mkdir -p "$links"
 # patch-uwsgi itself, as its release builds it.
-PATCH_UWSGI_WHEEL_TARGETS=x86_64-unknown-linux-gnu "$repo/scripts/build-wheels.sh" "$work/tool" >&2
-cp "$work"/tool/patch_uwsgi-*manylinux*x86_64*.whl "$links/"
+PATCH_UWSGI_WHEEL_TARGETS=$tool_target "$repo/scripts/build-wheels.sh" "$work/tool" >&2
+cp "$work"/tool/patch_uwsgi-*"$kind"*x86_64*.whl "$links/"
 # What the build backend and cibuildwheel's test step install, at cibuildwheel's own pins.
 constraints=$("$tools/bin/python" -c 'import cibuildwheel, os; print(os.path.join(os.path.dirname(cibuildwheel.__file__), "resources"))')
 downloads=$cache/downloads
 # Each minor's own pip resolves (markers such as python_version are its own): pyenv's.
 pyenv_root=${PYENV_ROOT:-$HOME/.pyenv}
-for minor in 3.9 3.11 3.13; do
+for minor in $minors; do
     python=$(ls -d "$pyenv_root"/versions/"$minor".*/bin/python"$minor" 2>/dev/null | tail -n 1)
     if [ -z "$python" ]; then
         echo "pipeline: no CPython $minor under $pyenv_root/versions (pyenv install $minor)" >&2
@@ -87,8 +103,14 @@ mv "$work/uwsgi-$UWSGI_VERSION" "$project/uwsgi"
 step "cibuildwheel"
 export CIBW_PLATFORM=linux CIBW_ARCHS=x86_64
 export CIBW_CONTAINER_ENGINE=podman
-export CIBW_MANYLINUX_X86_64_IMAGE=$image
-export CIBW_BUILD=${PIPELINE_BUILD:-cp39-manylinux_x86_64 cp311-manylinux_x86_64 cp313-manylinux_x86_64}
+if [ "$kind" = manylinux ]; then
+    export CIBW_MANYLINUX_X86_64_IMAGE=$image
+else
+    export CIBW_MUSLLINUX_X86_64_IMAGE=$image
+fi
+default_build=""
+for minor in $minors; do default_build+="cp${minor/./}-${kind}_x86_64 "; done
+export CIBW_BUILD=${PIPELINE_BUILD:-$default_build}
 export CIBW_ENVIRONMENT_LINUX="CPUCOUNT=2 PIP_NO_INDEX=1 PIP_FIND_LINKS=/project/wheelhouse"
 case ${PIPELINE_VARIANT:-docs} in
 docs) ;;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# build.sh CACHE_DIR
+# build.sh [--status] CACHE_DIR
 #
 # Builds a "manylinux stand-in": a Debian bullseye root (glibc 2.31) whose
 # CPythons under /opt/_internal are built and laid out the way pypa/manylinux
@@ -38,12 +38,14 @@
 
 set -euo pipefail
 
-die() { echo "build.sh: error: $*" >&2; exit 1; }
-log() { echo "build.sh: $*" >&2; }
+# --status: say whether CACHE_DIR holds a complete entry for this script (exit 0) or a run
+# would build one (exit 1, naming leftovers of interrupted runs), building nothing.
+STANDIN_STATUS=0
+if [ "${1:-}" = --status ]; then STANDIN_STATUS=1; shift; fi
+[ "$#" -eq 1 ] || { echo "usage: $0 [--status] CACHE_DIR" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "build.sh: must run as root (debootstrap, chroot, rootful podman)" >&2; exit 1; }
 
-[ "$#" -eq 1 ] || die "usage: $0 CACHE_DIR"
-[ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, chroot, rootful podman)"
-
+STANDIN_NAME=build.sh
 SCRIPT_PATH=$(readlink -f "${BASH_SOURCE[0]}")
 CACHE_DIR=$(readlink -m "$1")
 
@@ -68,7 +70,16 @@ ROOT_PACKAGES=(
     libreadline-dev libncursesw5-dev libgdbm-dev libgdbm-compat-dev uuid-dev
     libexpat1-dev
     xz-utils bzip2 unzip ca-certificates patchelf
+    clang-16 lld-16
 )
+
+# The CPython compiled by clang, as manylinux i686, ppc64le, s390x and riscv64 (and every
+# musllinux image) compile theirs since pypa/manylinux PR #1833: clang named gcc while it
+# builds (sysconfig records CC=gcc), linking with lld, gone from the final image, so uWSGI is
+# compiled by gcc from the flags a clang build recorded. bullseye's newest clang is 16; like
+# manylinux's clang 22 it defaults to PIE, so this archive comes out position independent
+# and gets none of the non-PIC make variables below.
+CLANG_CPYTHON=3.13.5
 
 # CPython sources: upstream tarballs as Debian ships them (the .orig tarball
 # of the python3.X source package), found in <suite>/main/source/Sources.xz.
@@ -142,163 +153,8 @@ REQUIRED_MODULES="math cmath _socket select _struct array zlib binascii _datetim
 
 IMAGE_REPO=localhost/patch-uwsgi-standin
 
-# ---------------------------------------------------------------------------
-# Mirror and cache key
-# ---------------------------------------------------------------------------
-
-# The Debian mirror: STANDIN_MIRROR if set, else the first ".../debian" URI in
-# the host's apt sources (one-line or deb822 format), else deb.debian.org.
-detect_mirror() {
-    local m=""
-    if [ -n "${STANDIN_MIRROR:-}" ]; then
-        echo "${STANDIN_MIRROR%/}"; return
-    fi
-    m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-            /etc/apt/sources.list.d/*.sources 2>/dev/null \
-        | sed -nE 's#^\s*(deb\s+(\[[^]]*\]\s+)?|URIs:\s*)(https?://\S+/debian)/?(\s.*)?$#\3#p' \
-        | head -n1 || true)
-    echo "${m:-http://deb.debian.org/debian}"
-}
-MIRROR=$(detect_mirror)
-
-KEY=$( { cat "$SCRIPT_PATH"; echo "suite=$SUITE"; echo "mirror=$MIRROR"; } \
-       | sha256sum | cut -c1-16)
-IMAGE="$IMAGE_REPO:$KEY"
-FINAL="$CACHE_DIR/$KEY"             # complete cache entry (renamed into place)
-WORK="$CACHE_DIR/.build-$KEY"       # in-progress build
-DL="$CACHE_DIR/downloads"           # verified downloads, shared by all keys
-BIN="$CACHE_DIR/bin"                # the podman runtime wrapper
-
-# ---------------------------------------------------------------------------
-# Timing helpers: each phase is timed; lines go to stderr and to a file.
-# ---------------------------------------------------------------------------
-TIMINGS_FILE=""                     # set once the work dir exists
-PHASE_NAME=""
-PHASE_T0=0
-now() { date +%s.%N; }
-phase() {                           # phase NAME: end the running phase, start NAME
-    phase_end
-    PHASE_NAME=$1; PHASE_T0=$(now)
-    log "== $PHASE_NAME"
-}
-phase_end() {
-    [ -n "$PHASE_NAME" ] || return 0
-    local line
-    line=$(awk -v a="$PHASE_T0" -v b="$(now)" -v n="$PHASE_NAME" \
-           'BEGIN { printf "%-28s %8.1f s\n", n, b - a }')
-    log "timing: $line"
-    if [ -n "$TIMINGS_FILE" ]; then echo "$line" >> "$TIMINGS_FILE"; fi
-    PHASE_NAME=""
-}
-T_START=$(now)
-
-# ---------------------------------------------------------------------------
-# Host tools: install only what is missing (one apt-get update at most).
-# ---------------------------------------------------------------------------
-ensure_host_tools() {
-    local missing=()
-    command -v debootstrap >/dev/null || missing+=(debootstrap)
-    command -v podman >/dev/null      || missing+=(podman)
-    [ -x /usr/sbin/runc ]             || missing+=(runc)
-    command -v xz >/dev/null          || missing+=(xz-utils)
-    command -v jq >/dev/null          || missing+=(jq)
-    command -v curl >/dev/null        || missing+=(curl)
-    command -v unshare >/dev/null     || missing+=(util-linux)
-    command -v flock >/dev/null       || missing+=(util-linux)
-    [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
-    [ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
-    python3 -m pip --version >/dev/null 2>&1  || missing+=(python3-pip)
-    if [ "${#missing[@]}" -gt 0 ]; then
-        log "installing host packages: ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-    fi
-}
-
-# ---------------------------------------------------------------------------
-# Downloads (cached in $DL, always verified by sha256 before use)
-# ---------------------------------------------------------------------------
-sha_ok() { echo "$2  $1" | sha256sum -c --status - 2>/dev/null; }
-
-fetch_pinned() {                    # fetch_pinned URL SHA256 -> prints local path
-    local url=$1 sha=$2 out
-    out="$DL/src/$(basename "$url")"
-    if [ -f "$out" ] && sha_ok "$out" "$sha"; then echo "$out"; return; fi
-    mkdir -p "$DL/src"
-    log "downloading $url"
-    curl -fsSL --retry 5 -o "$out.part" "$url"
-    sha_ok "$out.part" "$sha" || { rm -f "$out.part"; die "sha256 mismatch for $url"; }
-    mv -f "$out.part" "$out"
-    echo "$out"
-}
-
-# The cached wheel file of a pin ("req sha"), if present and verified.
-pinned_wheel() {
-    local req sha f name ver
-    read -r req sha <<<"$1"
-    name=${req%%==*} ver=${req#*==}
-    name=${name//-/_}               # wheel file names use the normalized name
-    for f in "$DL/wheels/${name}-${ver}-"*.whl; do
-        if [ -f "$f" ] && sha_ok "$f" "$sha"; then echo "$f"; return 0; fi
-    done
-}
-
-# Downloads a set of pinned wheels into $DL/wheels with the host's pip in
-# hash-checking mode (pip picks the file whose hash is pinned, e.g. tomli's
-# pure wheel rather than a compiled one for the host's Python).
-fetch_wheels() {                    # fetch_wheels "req sha" ...
-    local entry req sha reqfile need=0
-    mkdir -p "$DL/wheels"
-    reqfile=$(mktemp)
-    for entry in "$@"; do
-        read -r req sha <<<"$entry"
-        echo "$req --hash=sha256:$sha" >> "$reqfile"
-        [ -n "$(pinned_wheel "$entry")" ] || need=1
-    done
-    if [ "$need" -eq 1 ]; then
-        log "downloading wheels: $(cut -d' ' -f1 "$reqfile" | tr '\n' ' ')"
-        python3 -m pip download --quiet --no-deps --only-binary :all: \
-            --require-hashes -r "$reqfile" -d "$DL/wheels" >&2
-    fi
-    rm -f "$reqfile"
-}
-
-# ---------------------------------------------------------------------------
-# Running things inside the root: a private mount namespace (unshare -m) so
-# the proc and dev mounts vanish with the process, whatever happens.
-# ---------------------------------------------------------------------------
-in_root() {                         # in_root ROOT CMD... (runs CMD in chroot)
-    local root=$1; shift
-    unshare --mount --propagation private -- /bin/bash -c '
-        set -e
-        r=$1; shift
-        mount -t proc proc "$r/proc"
-        mount --bind /dev "$r/dev"
-        exec chroot "$r" /usr/bin/env -i HOME=/root LC_ALL=C.UTF-8 LANG=C.UTF-8 \
-            PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
-    ' in_root "$root" "$@"
-}
-
-# Runs a logged step; on failure shows the end of its log.
-logged() {                          # logged LOGFILE CMD...
-    local logfile=$1; shift
-    if ! "$@" > "$logfile" 2>&1; then
-        tail -n 40 "$logfile" >&2
-        die "step failed (full log: $logfile)"
-    fi
-}
-
-# Refuses to delete a tree that still has something mounted below it.
-safe_rm_tree() {
-    local d=$1
-    [ -e "$d" ] || return 0
-    if awk -v d="$d" '$5 == d || index($5, d "/") == 1 { found = 1 } END { exit !found }' \
-            /proc/self/mountinfo; then
-        die "something is still mounted under $d; not deleting it"
-    fi
-    rm -rf --one-file-system "$d"
-}
+# shellcheck source=scripts/standin/common.sh
+source "$(dirname "$SCRIPT_PATH")/common.sh"
 
 # ---------------------------------------------------------------------------
 # The script run inside the root (written to ROOT/tmp/standin/inside.sh).
@@ -322,6 +178,17 @@ clean_pyc() {
 case "$cmd" in
 build-cpython)      # build-cpython VERSION TARBALL
     version=$1 tarball=$2
+    # NONPIC_MAKE_VARS: one "VAR=value" per line (see build.sh).
+    mapfile -t nonpic <<<"$NONPIC_MAKE_VARS"
+    if [ "$version" = "$CLANG_CPYTHON" ]; then
+        mkdir -p /opt/clang/bin
+        for tool in gcc cc; do
+            printf '#!/bin/sh\nexec /usr/bin/clang-16 -fuse-ld=lld "$@"\n' > "/opt/clang/bin/$tool"
+            chmod 755 "/opt/clang/bin/$tool"
+        done
+        export PATH=/opt/clang/bin:$PATH
+        nonpic=()
+    fi
     prefix=/opt/_internal/cpython-$version
     src=/tmp/standin/build-$version
     rm -rf "$src"; mkdir -p "$src" "$prefix/lib"
@@ -333,8 +200,6 @@ build-cpython)      # build-cpython VERSION TARBALL
         CFLAGS_NODIST="$MANYLINUX_CFLAGS $MANYLINUX_CPPFLAGS" \
         LDFLAGS_NODIST="$MANYLINUX_LDFLAGS" \
         --prefix="$prefix" --disable-shared --with-ensurepip=no
-    # NONPIC_MAKE_VARS: one "VAR=value" per line (see build.sh).
-    mapfile -t nonpic <<<"$NONPIC_MAKE_VARS"
     make -j"$(nproc)" "${nonpic[@]}"
     make install "${nonpic[@]}"
     cd /
@@ -369,16 +234,28 @@ finalize)           # finalize TAG=VERSION...  (e.g. cp311-cp311=3.11.2)
         chmod 755 "/usr/local/bin/cpython$xy"
         ln -sfn "cpython$xy" "/usr/local/bin/python$xy"
     done
-    # Prove the archives are not position independent (absolute 32-bit
-    # relocations cannot appear in PIC/PIE code), before they are deleted.
+    # Prove gcc's archives are not position independent (absolute 32-bit
+    # relocations cannot appear in PIC/PIE code) and clang's is, and record
+    # which compiler made each (.comment), before they are deleted.
     cd /opt/_internal
     for a in cpython-*/lib/libpython*.a; do
         relocs=$(readelf -r --wide "$a")
         r32=$(grep -c ' R_X86_64_32 ' <<<"$relocs" || true)
         r32s=$(grep -c ' R_X86_64_32S ' <<<"$relocs" || true)
         echo "$a R_X86_64_32=$r32 R_X86_64_32S=$r32s"
-        [ "$((r32 + r32s))" -gt 0 ] || { echo "$a looks position independent" >&2; exit 1; }
+        if [ "$a" = "cpython-$CLANG_CPYTHON/${a#*/}" ]; then
+            [ "$((r32 + r32s))" -eq 0 ] || { echo "$a (clang) is not position independent" >&2; exit 1; }
+        else
+            [ "$((r32 + r32s))" -gt 0 ] || { echo "$a looks position independent" >&2; exit 1; }
+        fi
     done > /tmp/standin/nonpic.txt
+    for a in cpython-*/lib/libpython*.a; do
+        echo "$a: $(readelf -p .comment "$a" | grep -o -E '(clang|GCC:).*version [0-9.]+|GCC: \(.*\) [0-9.]+' | sort -u | head -n 1)"
+    done > /tmp/standin/compiler.txt
+    grep -q "cpython-$CLANG_CPYTHON/.*clang version" /tmp/standin/compiler.txt \
+        || { echo "cpython-$CLANG_CPYTHON was not compiled by clang" >&2; exit 1; }
+    # manylinux's clang is mounted only while CPython builds.
+    rm -rf /opt/clang
     # finalize.sh: keep the static libraries only in one xz tarball, then
     # delete every *.a under /opt/_internal.
     XZ_OPT="-9e -T0" tar -cJf static-libs-for-embedding-only.tar.xz cpython-*/lib/libpython*.a
@@ -418,9 +295,6 @@ esac
 INSIDE
     chmod 755 "$1"
 }
-
-# Tag (cpXY-cpXY) of a CPython version X.Y.Z.
-tag_of() { local xy=${1%.*}; echo "cp${xy/./}-cp${xy/./}"; }
 
 # ---------------------------------------------------------------------------
 # Cold build into $WORK, renamed to $FINAL at the end.
@@ -474,7 +348,7 @@ build_root() {
                 MANYLINUX_CFLAGS="$MANYLINUX_CFLAGS" MANYLINUX_CPPFLAGS="$MANYLINUX_CPPFLAGS" \
                 MANYLINUX_LDFLAGS="$MANYLINUX_LDFLAGS" \
                 NONPIC_MAKE_VARS="$(printf '%s\n' "${NONPIC_MAKE_VARS[@]}")" \
-                REQUIRED_MODULES="$REQUIRED_MODULES" \
+                REQUIRED_MODULES="$REQUIRED_MODULES" CLANG_CPYTHON="$CLANG_CPYTHON" \
                 /tmp/standin/inside.sh build-cpython "$version" \
                 "/tmp/standin/src/$(basename "$path")"
         tail -n 1 "$WORK/logs/cpython-$version.log" >&2
@@ -483,8 +357,9 @@ build_root() {
 
     phase "finalize (tar.xz, rm *.a)"
     logged "$WORK/logs/finalize.log" \
-        in_root "$root" /tmp/standin/inside.sh finalize "${finalize_args[@]}"
-    cp "$root/tmp/standin/nonpic.txt" "$WORK/nonpic.txt"
+        in_root "$root" /usr/bin/env CLANG_CPYTHON="$CLANG_CPYTHON" \
+            /tmp/standin/inside.sh finalize "${finalize_args[@]}"
+    cp "$root/tmp/standin/nonpic.txt" "$root/tmp/standin/compiler.txt" "$WORK/"
     sed 's/^/build.sh: non-PIC: /' "$WORK/nonpic.txt" >&2
 
     phase "pip, build, auditwheel"
@@ -518,124 +393,10 @@ build_root() {
     logged "$WORK/logs/cleanup.log" in_root "$root" /tmp/standin/inside.sh cleanup
     phase_end
 
-    # Record what was built and mark the entry complete, then publish it.
-    {
-        echo "key=$KEY"; echo "image=$IMAGE"; echo "suite=$SUITE"; echo "mirror=$MIRROR"
-        echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    } > "$WORK/info.txt"
-    touch "$WORK/complete"
-    safe_rm_tree "$FINAL"
-    mv -T "$WORK" "$FINAL"
-    TIMINGS_FILE="$FINAL/timings.txt"
+    publish_entry
 }
 
-# ---------------------------------------------------------------------------
-# Podman: import the root as an image; runtime wrapper and containers.conf.
-# ---------------------------------------------------------------------------
-import_image() {
-    local changes=(
-        --change "ENV AUDITWHEEL_POLICY=$POLICY"
-        --change "ENV AUDITWHEEL_ARCH=$ARCH"
-        --change "ENV AUDITWHEEL_PLAT=${POLICY}_$ARCH"
-        --change "ENV LC_ALL=C.UTF-8"
-        --change "ENV LANG=C.UTF-8"
-        --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        --change "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
-        --change 'CMD ["/bin/bash"]'
-    )
-    tar -C "$FINAL/root" --numeric-owner -c . \
-        | podman import --quiet "${changes[@]}" - "$IMAGE" >/dev/null
-}
+import_image() { import_root_image "$POLICY" "$ARCH"; }
 
-# Earlier cache entries (other keys) and their images: removed after a
-# successful cold build, unless STANDIN_KEEP_OLD=1.
-prune_old_entries() {
-    local d tag
-    [ "${STANDIN_KEEP_OLD:-0}" = 1 ] && return 0
-    for d in "$CACHE_DIR"/*; do
-        [ -d "$d" ] || continue
-        case "$(basename "$d")" in
-            "$KEY") ;;
-            [0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f])
-                log "removing old cache entry $d"; safe_rm_tree "$d" ;;
-        esac
-    done
-    podman images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null \
-        | while read -r tag; do
-            if [ "${tag%:*}" = "$IMAGE_REPO" ] && [ "$tag" != "$IMAGE" ]; then
-                log "removing old image $tag"; podman rmi "$tag" >/dev/null || true
-            fi
-        done || true
-}
-
-# The podman OCI runtime that drops the resource limits this sandbox refuses
-# (scripts/standin/runc-wrapper.sh, a file of its own so that changing it does not
-# change the image key), and the containers.conf that names it.
-write_runtime_wrapper() {
-    local tmp
-    mkdir -p "$BIN"
-    tmp=$(mktemp "$BIN/.runc.XXXXXX")
-    cp "$(dirname "$SCRIPT_PATH")/runc-wrapper.sh" "$tmp"
-    chmod 755 "$tmp"
-    mv -f "$tmp" "$BIN/runc"
-
-    tmp=$(mktemp "$CACHE_DIR/.containers.conf.XXXXXX")
-    cat > "$tmp" <<EOF
-# Use with: CONTAINERS_CONF=$CACHE_DIR/containers.conf podman run ...
-[engine]
-runtime = "runc"
-
-[engine.runtimes]
-runc = ["$BIN/runc"]
-EOF
-    mv -f "$tmp" "$CACHE_DIR/containers.conf"
-
-    tmp=$(mktemp "$CACHE_DIR/.README.XXXXXX")
-    cat > "$tmp" <<EOF
-manylinux stand-in built by patch-uwsgi scripts/standin/build.sh
-
-image:   $IMAGE
-root:    $FINAL/root
-non-PIC: $FINAL/nonpic.txt
-timings: $FINAL/timings.txt
-
-Run (either form):
-  podman run --rm --runtime $BIN/runc $IMAGE /opt/python/cp311-cp311/bin/python -c 'import sys; print(sys.version)'
-  CONTAINERS_CONF=$CACHE_DIR/containers.conf podman run --rm $IMAGE ...
-EOF
-    mv -f "$tmp" "$CACHE_DIR/README.txt"
-}
-
-# ---------------------------------------------------------------------------
-# Main
-# ---------------------------------------------------------------------------
-ensure_host_tools
-mkdir -p "$CACHE_DIR"
-# One run at a time per cache directory.
-exec 9> "$CACHE_DIR/.lock"
-flock 9
-
-log "key $KEY (suite $SUITE, mirror $MIRROR), cache $CACHE_DIR"
-if [ -f "$FINAL/complete" ]; then
-    log "reusing $FINAL"
-    TIMINGS_FILE=""                 # keep the cold build's timings file as is
-else
-    # Leftovers of interrupted builds (any key) are never reused.
-    for d in "$CACHE_DIR"/.build-*; do
-        if [ -e "$d" ]; then log "removing stale $d"; safe_rm_tree "$d"; fi
-    done
-    build_root
-    prune_old_entries
-fi
-
-if ! podman image exists "$IMAGE"; then
-    phase "podman import"
-    import_image
-fi
-write_runtime_wrapper
-phase_end
-
-total=$(awk -v a="$T_START" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-log "total ${total} s; see $CACHE_DIR/README.txt"
-if [ -n "$TIMINGS_FILE" ]; then printf '%-28s %8s s\n' total "$total" >> "$TIMINGS_FILE"; fi
-echo "$IMAGE"
+standin_main "non-PIC: $FINAL/nonpic.txt
+compiler: $FINAL/compiler.txt"
