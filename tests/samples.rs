@@ -136,7 +136,10 @@ fn snapshots_of_every_release() {
         insta::assert_snapshot!(format!("diff-{version}"), diff);
     });
     let ids: Vec<&str> = shared.0.iter().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(ids, ["plugin-link-plan", "rebuild-guard"]);
+    assert_eq!(
+        ids,
+        ["plugin-link-plan", "compile-thread-guard", "rebuild-guard"]
+    );
     let blocks: Vec<&str> = shared.0.iter().map(|(_, block)| block.as_str()).collect();
     let blocks = blocks.join("\n");
     insta::assert_snapshot!("patch_uwsgi_blocks", blocks);
@@ -195,6 +198,7 @@ fn apply_check_revert_laws_on_every_release() {
             recipes,
             [
                 ("rebuild-guard", Outcome::Applied),
+                ("compile-thread-guard", Outcome::Applied),
                 ("strip-literal-lpython", Outcome::NotNeeded),
                 ("plugin-link-plan", Outcome::Applied)
             ],

@@ -8,7 +8,7 @@
 //! text": idempotent, and it upgrades a tree patched by an older recipe version in place.
 //!
 //! Beside this file: the blocks the recipes insert (`rebuild_guard.py`,
-//! `plugin_link_plan.py`), the runtime finder's C that the plugin block carries
+//! `compile_thread_guard.py`, `plugin_link_plan.py`), the runtime finder's C that the plugin block carries
 //! (`runtime_finder.c`, put in place of a placeholder when the block text is first needed),
 //! the text handling (BOM, line endings: `text`) and the release table ([`support`]). Uses
 //! `error` only.
@@ -119,6 +119,9 @@ pub struct Recipe {
 /// The rebuild-guard block.
 const REBUILD_GUARD_BLOCK: &str = include_str!("rebuild_guard.py");
 
+/// The compile-thread-guard block.
+const COMPILE_THREAD_GUARD_BLOCK: &str = include_str!("compile_thread_guard.py");
+
 /// The plugin-link-plan block's Python, with [`FINDER_PLACEHOLDER`] where the C goes.
 const PLUGIN_LINK_PLAN_PY: &str = include_str!("plugin_link_plan.py");
 
@@ -147,6 +150,16 @@ pub static RECIPES: &[Recipe] = &[
         action: Action::InsertAfter {
             anchor: r"(?m)^uwsgi_version = '[^'\n]*'[ \t\r]*$",
             block: || REBUILD_GUARD_BLOCK,
+        },
+    },
+    Recipe {
+        id: "compile-thread-guard",
+        version: 1,
+        file: FileKind::UwsgiConfig,
+        expects: "one line `uwsgi_version = '...'` at the start of a line",
+        action: Action::InsertAfter {
+            anchor: r"(?m)^uwsgi_version = '[^'\n]*'[ \t\r]*$",
+            block: || COMPILE_THREAD_GUARD_BLOCK,
         },
     },
     Recipe {

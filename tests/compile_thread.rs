@@ -1,0 +1,272 @@
+//! The compile-thread guard, with a real fault in real builds: uWSGI sdists from PyPI built by
+//! `python uwsgiconfig.py --build pyonly` (and once by `pip wheel`) with a venv of pyenv's
+//! CPython 3.8 whose `site` loads a fault injector: when `PATCH_UWSGI_TEST_FAULT` names a
+//! source file, `subprocess.call` (`os.system` before 2.0.21) raises `OSError` for the command
+//! that compiles it, in the compile thread that runs it, as the sandbox's EFAULT glitch does.
+//! A patched tree builds, then fails with the traceback on the faulted build, then builds
+//! again; an unpatched tree builds with the same fault and exits 0, having linked the object
+//! the previous build left.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::uwsgi::uwsgi_source;
+
+/// The source file whose compile command the injector breaks (every release has it).
+const FAULTED: &str = "core/strings.c";
+
+/// Loaded by `site` from the venv's `.pth` file in every process of that venv, including the
+/// isolated build processes pip starts (they run the venv's interpreter).
+const INJECTOR: &str = r#"import os
+import subprocess
+
+_target = os.environ.get('PATCH_UWSGI_TEST_FAULT')
+
+
+def _faulty(run):
+    def run_unless_target(*args, **kwargs):
+        command = args[0] if args else kwargs.get('args')
+        if isinstance(command, str) and command.rstrip().endswith(' ' + _target):
+            raise OSError(5, 'fault injected by patch-uwsgi tests into the compile of ' + _target)
+        return run(*args, **kwargs)
+    return run_unless_target
+
+
+if _target:
+    # 2.0.21 and later compile with subprocess.call, older releases with os.system.
+    subprocess.call = _faulty(subprocess.call)
+    os.system = _faulty(os.system)
+"#;
+
+/// A venv of pyenv's 3.8 with the injector (made once per test binary).
+fn faulty_python() -> Option<PathBuf> {
+    static VENV: std::sync::OnceLock<Option<(tempfile::TempDir, PathBuf)>> =
+        std::sync::OnceLock::new();
+    VENV.get_or_init(|| {
+        let (_, python) = support::require_python("3.8")?;
+        let dir = tempfile::tempdir().unwrap();
+        let venv = dir.path().join("venv");
+        let made = Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{:?}", support::texts(&made));
+        let site = venv.join("lib/python3.8/site-packages");
+        std::fs::write(site.join("patch_uwsgi_fault.py"), INJECTOR).unwrap();
+        std::fs::write(
+            site.join("patch_uwsgi_fault.pth"),
+            "import patch_uwsgi_fault\n",
+        )
+        .unwrap();
+        Some((dir, venv.join("bin/python")))
+    })
+    .as_ref()
+    .map(|(_, python)| python.clone())
+}
+
+/// `python uwsgiconfig.py --build pyonly` in `tree` with `CPUCOUNT` compile threads, every
+/// object recompiled, `fault` (a source file) injected when given: (exit status, output).
+fn build(python: &Path, tree: &Path, cpus: &str, fault: Option<&str>) -> (i32, String) {
+    let mut command = Command::new(python);
+    command
+        .current_dir(tree)
+        .args(["uwsgiconfig.py", "--build", "pyonly"])
+        .env("CPUCOUNT", cpus)
+        .env("UWSGI_FORCE_REBUILD", "1")
+        .env_remove("PATCH_UWSGI_TEST_FAULT");
+    if let Some(source) = fault {
+        command.env("PATCH_UWSGI_TEST_FAULT", source);
+    }
+    let out = support::tools::with_compiler_cache(&mut command)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = support::texts(&out);
+    (out.status.code().unwrap_or(-1), stdout + &stderr)
+}
+
+/// What the faulted build must say: the injected error's traceback and the guard's words.
+fn assert_stopped_by_the_guard(code: i32, said: &str, what: &str) {
+    let tail = support::roots::tail(said, 4000);
+    assert_ne!(code, 0, "{what}: the faulted build succeeded: {tail}");
+    assert!(
+        said.contains("Traceback (most recent call last)"),
+        "{what}: {tail}"
+    );
+    assert!(
+        said.contains("fault injected by patch-uwsgi tests into the compile of core/strings.c"),
+        "{what}: {tail}"
+    );
+    assert!(
+        said.contains("patch_uwsgi: a compile thread of uwsgiconfig.py died"),
+        "{what}: {tail}"
+    );
+}
+
+/// The two files patch-uwsgi rewrites, as bytes.
+fn build_files(tree: &Path) -> Vec<Vec<u8>> {
+    ["uwsgiconfig.py", "plugins/python/uwsgiplugin.py"]
+        .iter()
+        .map(|f| std::fs::read(tree.join(f)).unwrap())
+        .collect()
+}
+
+/// Patched: builds, stops on the fault (traceback, status 1), builds again without it; then
+/// `revert` gives back the upstream files byte for byte.
+fn patched_tree_stops_on_a_dead_compile_thread(version: &str) {
+    let Some(python) = faulty_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tree) = uwsgi_source(version, dir.path()) else {
+        return;
+    };
+    let upstream = build_files(&tree);
+    let applied = support::apply_command(&tree, &python).output().unwrap();
+    assert!(
+        applied.status.success(),
+        "{version}: {:?}",
+        support::texts(&applied)
+    );
+
+    let (code, said) = build(&python, &tree, "2", None);
+    assert_eq!(code, 0, "{version}: {}", support::roots::tail(&said, 4000));
+    let (code, said) = build(&python, &tree, "2", Some(FAULTED));
+    assert_stopped_by_the_guard(code, &said, version);
+    assert!(
+        !said.contains("*** uWSGI is ready"),
+        "{version}: linked anyway: {}",
+        support::roots::tail(&said, 4000)
+    );
+    let (code, said) = build(&python, &tree, "2", None);
+    assert_eq!(code, 0, "{version}: {}", support::roots::tail(&said, 4000));
+    let answered = Command::new(tree.join("uwsgi"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&answered.stdout).trim(),
+        version,
+        "{version}"
+    );
+
+    let reverted = support::bin().arg("revert").arg(&tree).output().unwrap();
+    assert!(
+        reverted.status.success(),
+        "{version}: {:?}",
+        support::texts(&reverted)
+    );
+    assert!(
+        build_files(&tree) == upstream,
+        "{version}: revert is not byte-exact"
+    );
+}
+
+/// Unpatched, the same faulted build exits 0: the dead thread's object is the previous build's.
+fn unpatched_tree_links_a_stale_object(version: &str) {
+    let Some(python) = faulty_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tree) = uwsgi_source(version, dir.path()) else {
+        return;
+    };
+    let (code, said) = build(&python, &tree, "2", None);
+    assert_eq!(code, 0, "{version}: {}", support::roots::tail(&said, 4000));
+    let (code, said) = build(&python, &tree, "2", Some(FAULTED));
+    let tail = support::roots::tail(&said, 4000);
+    assert!(
+        said.contains("Exception in thread"),
+        "{version}: no dead thread: {tail}"
+    );
+    assert_eq!(
+        code, 0,
+        "{version}: the stock build did not ignore its dead thread: {tail}"
+    );
+}
+
+#[test]
+fn patched_2_0_31_stops_on_a_dead_compile_thread() {
+    patched_tree_stops_on_a_dead_compile_thread("2.0.31");
+}
+
+#[test]
+fn patched_2_0_27_stops_on_a_dead_compile_thread() {
+    patched_tree_stops_on_a_dead_compile_thread("2.0.27");
+}
+
+#[test]
+fn patched_2_0_21_stops_on_a_dead_compile_thread() {
+    patched_tree_stops_on_a_dead_compile_thread("2.0.21");
+}
+
+#[test]
+fn patched_2_0_19_1_stops_on_a_dead_compile_thread() {
+    patched_tree_stops_on_a_dead_compile_thread("2.0.19.1");
+}
+
+#[test]
+fn unpatched_2_0_31_links_a_stale_object_and_exits_0() {
+    unpatched_tree_links_a_stale_object("2.0.31");
+}
+
+#[test]
+fn unpatched_2_0_19_1_links_a_stale_object_and_exits_0() {
+    unpatched_tree_links_a_stale_object("2.0.19.1");
+}
+
+/// CPUCOUNT=1 compiles in the main thread: the same fault ends a patched build there too.
+#[test]
+fn patched_single_threaded_build_stops_on_the_fault() {
+    let Some(python) = faulty_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tree) = uwsgi_source("2.0.31", dir.path()) else {
+        return;
+    };
+    let applied = support::apply_command(&tree, &python).output().unwrap();
+    assert!(applied.status.success(), "{:?}", support::texts(&applied));
+    let (code, said) = build(&python, &tree, "1", Some(FAULTED));
+    let tail = support::roots::tail(&said, 4000);
+    assert_ne!(
+        code, 0,
+        "the single-threaded faulted build succeeded: {tail}"
+    );
+    assert!(said.contains("Traceback (most recent call last)"), "{tail}");
+    assert!(
+        said.contains("fault injected by patch-uwsgi tests into the compile of core/strings.c"),
+        "{tail}"
+    );
+}
+
+/// `pip wheel` of a patched sdist tree: pip reports the failed build, with the guard's words
+/// in the build's output (pip's isolated build runs the venv's interpreter, so the injector
+/// is loaded there too).
+#[test]
+fn pip_wheel_reports_a_dead_compile_thread() {
+    let Some(python) = faulty_python() else {
+        return;
+    };
+    let Some(wheels) = support::tools::tool_wheels() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tree) = uwsgi_source("2.0.31", dir.path()) else {
+        return;
+    };
+    let applied = support::apply_command(&tree, &python).output().unwrap();
+    assert!(applied.status.success(), "{:?}", support::texts(&applied));
+    let out = dir.path().join("wheels");
+    let mut pip = support::tools::pip_wheel(&python, &wheels, &tree, &out);
+    pip.env("PATCH_UWSGI_TEST_FAULT", FAULTED);
+    let done = pip.output().unwrap();
+    let (stdout, stderr) = support::texts(&done);
+    let said = stdout + &stderr;
+    let code = done.status.code().unwrap_or(-1);
+    assert_stopped_by_the_guard(code, &said, "pip wheel");
+    let built = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(built, 0, "pip wheel left a wheel behind");
+}
