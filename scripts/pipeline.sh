@@ -56,6 +56,12 @@ else
 fi
 export CONTAINERS_CONF=$standin_cache/containers.conf
 
+# The shared parts of the cache (cibuildwheel's venv, the downloads, the tool's wheel and the
+# tools that build it): one pipeline at a time, up to the cibuildwheel run itself
+# (tests/pipeline.rs runs the manylinux and the musllinux pipelines side by side).
+exec 7>"$cache/.pipeline.lock"
+flock 7
+
 step "cibuildwheel $CIBUILDWHEEL_VERSION"
 tools=$cache/cibuildwheel-$CIBUILDWHEEL_VERSION
 if [ ! -x "$tools/bin/cibuildwheel" ]; then
@@ -99,6 +105,8 @@ fi
 echo "$UWSGI_SHA256  $sdist" | sha256sum -c --quiet -
 tar -xzf "$sdist" -C "$work"
 mv "$work/uwsgi-$UWSGI_VERSION" "$project/uwsgi"
+
+flock -u 7
 
 step "cibuildwheel"
 export CIBW_PLATFORM=linux CIBW_ARCHS=x86_64

@@ -28,8 +28,12 @@ if [ -f "$root/.complete" ]; then
     exit 0
 fi
 if ! command -v debootstrap >/dev/null; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    # One apt at a time (the stand-in scripts take the same lock).
+    (
+        flock 8
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    ) 8> /var/lock/patch-uwsgi-apt.lock
 fi
 mirror=$(sed -nE 's#^\s*(deb\s+(\[[^]]*\]\s+)?|URIs:\s*)(https?://\S+/debian)/?(\s.*)?$#\3#p' \
     /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \

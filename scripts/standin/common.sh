@@ -73,9 +73,14 @@ ensure_host_tools() {
     python3 -m pip --version >/dev/null 2>&1  || missing+=(python3-pip)
     if [ "${#missing[@]}" -gt 0 ]; then
         log "installing host packages: ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+        # One apt at a time: tests/pipeline.rs builds both stand-ins side by side, and on a
+        # fresh machine both find the same tools missing (apt-get would stop on its lock).
+        (
+            flock 8
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get update -qq
+            apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+        ) 8> /var/lock/patch-uwsgi-apt.lock
     fi
 }
 
