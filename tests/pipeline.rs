@@ -9,7 +9,11 @@
 //! The controls: the same pipeline without `patch_uwsgi verify`/`apply` fails to link, and a
 //! wheel built without `bundle` does not start on bookworm's python3.11. A `bundle --stdlib`
 //! wheel serves in a root with no Python at all.
-//! Slow the first time (the stand-in is built, about 11 - 18 minutes on 2 cores); cached after.
+//! The manylinux stand-in's 3.13 is compiled by clang, as manylinux i686/ppc64le/s390x/riscv64
+//! compile theirs. A second test does the same for musllinux in the musl stand-in of
+//! `scripts/standin/build-musl.sh` (its CPythons compiled by clang), with users' musl roots.
+//! Slow the first time (the stand-ins are built, about 8 - 18 minutes each on 2 cores);
+//! cached after.
 
 mod support;
 
