@@ -139,14 +139,31 @@ fn build_files(tree: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A fresh tree of uWSGI `version` from PyPI and the venv to build it with: (python, the
+/// folder holding the tree, the tree). `None` (a failure under `CI=true`) when either is missing.
+fn source_tree(version: &str) -> Option<(PathBuf, tempfile::TempDir, PathBuf)> {
+    let python = faulty_python()?;
+    let dir = tempfile::tempdir().unwrap();
+    let tree = uwsgi_source(version, dir.path())?;
+    Some((python, dir, tree))
+}
+
+/// [`source_tree`], patched by `patch_uwsgi apply` for the venv's Python.
+fn patched_tree(version: &str) -> Option<(PathBuf, tempfile::TempDir, PathBuf)> {
+    let (python, dir, tree) = source_tree(version)?;
+    let applied = support::apply_command(&tree, &python).output().unwrap();
+    assert!(
+        applied.status.success(),
+        "{version}: {:?}",
+        support::texts(&applied)
+    );
+    Some((python, dir, tree))
+}
+
 /// Patched: builds, stops on the fault (traceback, status 1), builds again without it; then
 /// `revert` gives back the upstream files byte for byte.
 fn patched_tree_stops_on_a_dead_compile_thread(version: &str) {
-    let Some(python) = faulty_python() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let Some(tree) = uwsgi_source(version, dir.path()) else {
+    let Some((python, _dir, tree)) = source_tree(version) else {
         return;
     };
     let upstream = build_files(&tree);
@@ -192,11 +209,7 @@ fn patched_tree_stops_on_a_dead_compile_thread(version: &str) {
 
 /// Unpatched, the same faulted build exits 0: the dead thread's object is the previous build's.
 fn unpatched_tree_links_a_stale_object(version: &str) {
-    let Some(python) = faulty_python() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let Some(tree) = uwsgi_source(version, dir.path()) else {
+    let Some((python, _dir, tree)) = source_tree(version) else {
         return;
     };
     let (code, said) = build(&python, &tree, "2", None);
@@ -246,15 +259,9 @@ fn unpatched_2_0_19_1_links_a_stale_object_and_exits_0() {
 /// CPUCOUNT=1 compiles in the main thread: the same fault ends a patched build there too.
 #[test]
 fn patched_single_threaded_build_stops_on_the_fault() {
-    let Some(python) = faulty_python() else {
+    let Some((python, _dir, tree)) = patched_tree("2.0.31") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let Some(tree) = uwsgi_source("2.0.31", dir.path()) else {
-        return;
-    };
-    let applied = support::apply_command(&tree, &python).output().unwrap();
-    assert!(applied.status.success(), "{:?}", support::texts(&applied));
     let (code, said) = build(&python, &tree, "1", Some(FAULTED));
     let tail = support::roots::tail(&said, 4000);
     assert_ne!(
@@ -273,18 +280,12 @@ fn patched_single_threaded_build_stops_on_the_fault() {
 /// is loaded there too).
 #[test]
 fn pip_wheel_reports_a_dead_compile_thread() {
-    let Some(python) = faulty_python() else {
-        return;
-    };
     let Some(wheels) = support::tools::tool_wheels() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let Some(tree) = uwsgi_source("2.0.31", dir.path()) else {
+    let Some((python, dir, tree)) = patched_tree("2.0.31") else {
         return;
     };
-    let applied = support::apply_command(&tree, &python).output().unwrap();
-    assert!(applied.status.success(), "{:?}", support::texts(&applied));
     let out = dir.path().join("wheels");
     let mut pip = support::tools::pip_wheel(&python, &wheels, &tree, &out);
     pip.env("PATCH_UWSGI_TEST_FAULT", FAULTED);
