@@ -27,7 +27,7 @@
 //!
 //! | module | what it does |
 //! | --- | --- |
-//! | `runtime` | [`runtime::verify`] (the embedding check, `verify_embed.c`, `verify_imports.py`), [`runtime::bundle`] (`bundle_wheel.py`), [`runtime::wheel`] (`verify --wheel`) |
+//! | `runtime` | [`runtime::verify`] (the embedding check, `verify_embed.c`, `verify_imports.py`), [`runtime::bundle`] (the wheel rewrite; `stdlib_zip.py`), [`runtime::wheel`] (`verify --wheel`) |
 //! | `tree` | [`apply`], [`check`], [`diff`], [`revert`], [`locate`]; `tree::fsio` writes several files all or nothing under the tree's lock |
 //! | `options` | [`Options`], [`VerifyOptions`], and [`Options::interpreter`], the one way an operation gets its interpreter |
 //! | [`plan`] | the link plan and its file; [`plan::interpreter`] (the probe, `probe.py`), [`plan::libpython`] (the archive search), the compiler and the `-no-pie` probe link |
@@ -55,7 +55,9 @@ pub use options::{Options, VerifyOptions, RUN_TIMEOUT};
 pub use plan::libpython::SearchOptions;
 pub use plan::{Compiler, ModeChoice, PieDecision, PlanOptions, Target};
 pub use recipes::{patch_text, revert_text, FileKind, Outcome, PatchedText};
-pub use runtime::bundle::{bundle, BundleOptions, BundleReport, BundledExecutable, BundledWheel};
+pub use runtime::bundle::{
+    bundle, bundle_with_progress, BundleOptions, BundleReport, BundledExecutable, BundledWheel,
+};
 pub use runtime::verify::{verify, Verification};
 pub use runtime::wheel::{verify_wheel, WheelVerification};
 pub use tree::{apply, check, diff, locate, revert, FileReport, Location, RecipeReport, Report};

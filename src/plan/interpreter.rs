@@ -46,6 +46,16 @@ pub struct Interpreter {
     /// they are as they were.
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// The `lib-dynload` folder on its `sys.path` (`""`: none; `None`: a probe saved before
+    /// `bundle` asked for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lib_dynload: Option<String>,
+    /// sysconfig's `stdlib` path (`None`: a probe saved before `bundle` asked for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdlib: Option<String>,
+    /// `sys.platlibdir` (`lib` before 3.9; `None`: a probe saved before `bundle` asked for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platlibdir: Option<String>,
 }
 
 /// The sysconfig variables patch-uwsgi reads, as strings.
@@ -251,7 +261,13 @@ fn stamps(python: &Path, depends_on: &[String]) -> Vec<(String, Option<(u64, u12
 /// `cache_dir/probe/<hash of the interpreter's path and this tool's version>.json`.
 fn probe_cache_file(cache_dir: &Path, python: &Path) -> Option<PathBuf> {
     let absolute = std::path::absolute(python).ok()?;
-    let key = format!("{}\n{}", env!("CARGO_PKG_VERSION"), absolute.display());
+    // The probe script is part of the key: a cached answer to an older probe lacks fields.
+    let key = format!(
+        "{}\n{:016x}\n{}",
+        env!("CARGO_PKG_VERSION"),
+        crate::cache::fnv1a(PROBE_SCRIPT.as_bytes()),
+        absolute.display()
+    );
     Some(
         cache_dir
             .join("probe")

@@ -508,6 +508,9 @@ mod tests {
                 ..ConfigVars::default()
             },
             depends_on: Vec::new(),
+            lib_dynload: None,
+            stdlib: None,
+            platlibdir: None,
         };
         let archive = Located::new(PathBuf::from("/tmp/libpython3.13.a"), Source::Explicit);
         let executable = LinkPlan::with_archive(&interp, Mode::Static, Some(&archive), false);

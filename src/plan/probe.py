@@ -28,6 +28,18 @@ for module_name in sorted(sys.modules):
     if module_name.startswith('_sysconfigdata') and module_file:
         depends_on.append(os.path.realpath(module_file))
 depends_on.append(os.path.join(sys.prefix, 'pyvenv.cfg'))
+# What `bundle` copies: the extension modules' folder (the one on sys.path, as the interpreter
+# itself imports from it; '' when there is none), the standard library, and where a prefix keeps
+# its libraries (3.9+: sys.platlibdir).
+lib_dynload = ''
+for folder in sys.path:
+    if os.path.basename(folder.rstrip('/')) == 'lib-dynload' and os.path.isdir(folder):
+        lib_dynload = folder
+        break
+try:
+    stdlib = sysconfig.get_paths()['stdlib']
+except (AttributeError, KeyError):
+    stdlib = ''
 base_prefix = getattr(sys, 'real_prefix', None) or getattr(sys, 'base_prefix', None) or sys.prefix
 sys.stdout.write(json.dumps({
     'implementation': platform.python_implementation(),
@@ -40,4 +52,7 @@ sys.stdout.write(json.dumps({
     'builtin_modules': sorted(sys.builtin_module_names),
     'config': config,
     'depends_on': depends_on,
+    'lib_dynload': lib_dynload,
+    'stdlib': stdlib,
+    'platlibdir': getattr(sys, 'platlibdir', 'lib'),
 }, sort_keys=True))
