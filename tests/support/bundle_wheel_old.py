@@ -1,3 +1,6 @@
+# Kept for tests/bundle_same.rs only: src/runtime/bundle_wheel.py as it was at 0c54b28, before
+# `bundle` did the wheel work in Rust. The test runs it as `bundle` ran it and compares the
+# wheels member by member. Not used by patch-uwsgi itself.
 # patch-uwsgi bundle: run by the build interpreter. Adds to each wheel the extension modules
 # (lib-dynload) of this interpreter that its static uwsgi executable needs at run time, as
 # <root>/patch_uwsgi_runtime/pythonX.Y/lib-dynload/, where the runtime finder compiled into the
