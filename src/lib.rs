@@ -59,7 +59,7 @@ pub use runtime::bundle::{
     bundle, bundle_with_progress, BundleOptions, BundleReport, BundledExecutable, BundledWheel,
 };
 pub use runtime::verify::{verify, Verification};
-pub use runtime::wheel::{verify_wheel, WheelVerification};
+pub use runtime::wheel::{verify_wheel, verify_wheel_with_progress, WheelVerification};
 pub use tree::{apply, check, diff, locate, revert, FileReport, Location, RecipeReport, Report};
 
 #[doc = include_str!("../README.md")]

@@ -167,9 +167,29 @@ fn truncated_mismatched_and_executable_less_wheels_are_refused_by_name() {
         );
         assert_eq!(names_in(&out_dir), Vec::<String>::new(), "{stderr}");
     }
-    // The good wheel is good, and its RECORD checks out.
+    // The good wheel is good, and its RECORD checks out. Each step is one line on stderr,
+    // with its time.
     let out = bundle(&good, &out_dir, &python);
-    assert_eq!(out.status.code(), Some(0), "{:?}", support::texts(&out));
+    let (_, stderr) = support::texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let name = good.file_name().unwrap().to_str().unwrap();
+    let steps: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("patch_uwsgi bundle: "))
+        .map(|l| l.rsplitn(3, ' ').nth(2).unwrap_or(l))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "probe".to_string(),
+            format!("read {name}"),
+            "compress".into(),
+            format!("write {name}"),
+            "rename".into()
+        ],
+        "{stderr}"
+    );
+    assert!(stderr.lines().all(|l| l.ends_with(" s")), "{stderr}");
     assert_eq!(
         names_in(&out_dir),
         [good.file_name().unwrap().to_str().unwrap()]

@@ -161,4 +161,23 @@ fn rust_bundle_writes_what_the_python_script_wrote() {
         compared += 1;
     }
     assert_eq!(compared, 4);
+
+    // `verify --wheel` of the bundled wheel: one line per step on stderr, with its time.
+    let out = support::bin()
+        .arg("verify")
+        .arg("--wheel")
+        .arg(only_wheel(&work.path().join("new-plain")))
+        .arg("--python")
+        .arg(&py.python)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = support::texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout} {stderr}");
+    let steps: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("patch_uwsgi verify --wheel: "))
+        .filter_map(|l| l.strip_suffix(" s"))
+        .filter_map(|l| l.split_once(' ').map(|(step, _)| step))
+        .collect();
+    assert_eq!(steps, ["probe", "install", "run"], "{stderr}");
 }

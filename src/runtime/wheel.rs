@@ -478,6 +478,21 @@ fn pip_version_can_target(said: &str) -> bool {
 /// before anything could be tried: no wheel, no interpreter; a failed install, start or import
 /// is a [`WheelVerification`] that is not `ok`.
 pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerification> {
+    verify_wheel_with_progress(wheel, options, &mut |_, _| {})
+}
+
+/// [`verify_wheel`], calling `progress` after each step (`probe`, `install`, `run`) with its
+/// name and its duration in seconds, as it ends.
+pub fn verify_wheel_with_progress(
+    wheel: &Path,
+    options: &VerifyOptions,
+    progress: &mut dyn FnMut(&str, f64),
+) -> Result<WheelVerification> {
+    let mut announce = |steps: &[StepReport]| {
+        if let Some(step) = steps.last() {
+            progress(step.step.as_str(), step.seconds);
+        }
+    };
     let started = Instant::now();
     let given = &options.options;
     let limit = options.run_timeout;
@@ -503,6 +518,7 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
         };
         Ok((interp, runtime))
     })?;
+    announce(&steps);
     let baseline = Baseline::start(&interp, limit);
     let mut report = WheelVerification {
         wheel: wheel.clone(),
@@ -575,6 +591,7 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
         )?;
         Ok(installed.map_err(|message| format!("pip install {message}")))
     })?;
+    announce(&report.steps);
     if let Err(message) = installed {
         return Ok(report.fail(Step::Install, message, started));
     }
@@ -646,6 +663,7 @@ pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerifi
             .map(|(command, program)| checks.run(command, program.as_deref(), &programs))
             .collect::<Result<Vec<_>>>()
     })?;
+    announce(&report.steps);
     report.runs.extend(runs_done);
     // The report's own lists: the first run's imports, every run's failures.
     let several = report.runs.len() > 1;

@@ -34,7 +34,17 @@ impl Outcome {
     }
 }
 
-fn run(command: &Command) -> patch_uwsgi::Result<Outcome> {
+/// One line on stderr for a step that ended, where users wait (`bundle`, `verify --wheel`): a
+/// slow step shows in a cibuildwheel log as it happens.
+fn step_line(command: &'static str, quiet: bool) -> impl FnMut(&str, f64) {
+    move |step, seconds| {
+        if !quiet {
+            eprintln!("patch_uwsgi {command}: {step} {seconds:.2} s");
+        }
+    }
+}
+
+fn run(command: &Command, quiet: bool) -> patch_uwsgi::Result<Outcome> {
     let tree = |report| Outcome::Tree(Box::new(report), None);
     Ok(match command {
         Command::Apply { dir, options } => tree(patch_uwsgi::apply(dir, options)?),
@@ -49,9 +59,18 @@ fn run(command: &Command) -> patch_uwsgi::Result<Outcome> {
             wheels,
             out_dir,
             options,
-        } => Outcome::Bundle(patch_uwsgi::bundle(wheels, out_dir, options)?),
+        } => Outcome::Bundle(patch_uwsgi::bundle_with_progress(
+            wheels,
+            out_dir,
+            options,
+            &mut step_line("bundle", quiet),
+        )?),
         Command::VerifyWheel { wheel, options } => {
-            Outcome::Wheel(Box::new(patch_uwsgi::verify_wheel(wheel, options)?))
+            Outcome::Wheel(Box::new(patch_uwsgi::verify_wheel_with_progress(
+                wheel,
+                options,
+                &mut step_line("verify --wheel", quiet),
+            )?))
         }
         Command::Verify { options } => {
             Outcome::Verification(Box::new(patch_uwsgi::verify(options)?))
@@ -145,7 +164,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match args.load_probe().and_then(|()| run(&args.command)) {
+    match args
+        .load_probe()
+        .and_then(|()| run(&args.command, args.quiet))
+    {
         Ok(outcome) => exit(
             write_stdout(|out| print(out, &args, &outcome)),
             outcome.success(&args.command),
