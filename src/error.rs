@@ -161,6 +161,13 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// `verify --wheel --venv DIR` named a folder that is already there.
+    #[error("{path} already exists: --venv makes a new venv there and keeps it; give a folder that does not exist yet")]
+    VenvExists {
+        /// The folder given.
+        path: PathBuf,
+    },
+
     /// `verify --wheel --command NAME` named a command the wheel does not install.
     #[error("{wheel} installs no command {command:?} (it installs: {}): give one of those to --command, or leave --command out to start every program of the wheel", if commands.is_empty() { "none".to_string() } else { commands.join(", ") })]
     NoSuchCommand {

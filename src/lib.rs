@@ -51,7 +51,7 @@ mod tree;
 
 pub use cache::cache_dir_from;
 pub use error::{Error, Result};
-pub use options::{Options, VerifyOptions, RUN_TIMEOUT};
+pub use options::{Installer, Options, VerifyOptions, RUN_TIMEOUT};
 pub use plan::libpython::SearchOptions;
 pub use plan::{Compiler, ModeChoice, PieDecision, PlanOptions, Target};
 pub use recipes::{patch_text, revert_text, FileKind, Outcome, PatchedText};

@@ -78,6 +78,35 @@ pub struct VerifyOptions {
     /// The uWSGI tree the build will use (`patch_uwsgi verify DIR`): refuse, before linking
     /// anything, when its release cannot build for the target Python.
     pub tree: Option<PathBuf>,
+    /// `verify --wheel`: what installs the wheel into the venv.
+    pub installer: Installer,
+    /// `verify --wheel`: make the venv here (a folder that does not exist yet) and keep it,
+    /// instead of a temporary one removed at the end.
+    pub venv: Option<PathBuf>,
+}
+
+/// What installs the wheel in [`verify_wheel`](crate::verify_wheel).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Installer {
+    /// patch-uwsgi's own: the wheel unpacked as the wheel specification lays it out (scripts'
+    /// `#!python` rewritten, executable bits kept, console-script launchers made), into a venv
+    /// made `--without-pip`. Several times faster than pip; `.py` files are not
+    /// byte-compiled.
+    #[default]
+    Builtin,
+    /// `pip install --no-deps --no-index`: exactly pip's behaviour, at pip's speed.
+    Pip,
+}
+
+impl Installer {
+    /// The name used on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Installer::Builtin => "builtin",
+            Installer::Pip => "pip",
+        }
+    }
 }
 
 impl Default for VerifyOptions {
@@ -89,6 +118,8 @@ impl Default for VerifyOptions {
             run_timeout: RUN_TIMEOUT,
             command: None,
             tree: None,
+            installer: Installer::Builtin,
+            venv: None,
         }
     }
 }

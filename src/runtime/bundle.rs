@@ -360,16 +360,16 @@ struct Plan {
 }
 
 /// One member of a wheel read.
-struct Member {
-    name: String,
+pub(super) struct Member {
+    pub(super) name: String,
     /// `sha256=<urlsafe base64, no padding>` of its content.
-    hash: String,
-    size: u64,
+    pub(super) hash: String,
+    pub(super) size: u64,
     /// For ELF files: the finder's Python and version, whether it names a shared libpython.
-    elf: Option<Elf>,
+    pub(super) elf: Option<Elf>,
 }
 
-struct Elf {
+pub(super) struct Elf {
     finder: Option<(String, u32)>,
     shared: bool,
 }
@@ -397,7 +397,7 @@ fn urlsafe_b64(data: &[u8]) -> String {
 
 /// `jobs` run on every core (at most one thread per job); each gets the index of a job and
 /// the worker's own state made by `state`.
-fn on_all_cores<S, T: Send>(
+pub(super) fn on_all_cores<S, T: Send>(
     jobs: usize,
     state: impl Fn() -> S + Sync,
     work: impl Fn(&mut S, usize) -> T + Sync,
@@ -541,7 +541,7 @@ fn inspect_elf(data: &[u8]) -> Elf {
 /// A RECORD that does not match the members it lists (another hash or size, or a member that
 /// is not there) is refused: the wheel was changed after it was built, or is damaged. Members
 /// it does not list are accepted (the new RECORD lists them).
-fn check_record(
+pub(super) fn check_record(
     wheel: &Path,
     archive: &ZipArchive<Cursor<&[u8]>>,
     members: &[Member],
@@ -600,7 +600,7 @@ fn check_record(
 
 /// The fields of one CSV line as Python's `csv` module writes them (`"` quotes a field
 /// holding a comma or a quote, `""` is a quote inside).
-fn csv_fields(line: &str) -> Vec<String> {
+pub(super) fn csv_fields(line: &str) -> Vec<String> {
     let mut fields = vec![String::new()];
     let mut quoted = false;
     let mut chars = line.chars().peekable();
@@ -933,7 +933,7 @@ fn stage(out_dir: &Path) -> Result<tempfile::TempPath> {
         })
 }
 
-fn current_umask() -> u32 {
+pub(super) fn current_umask() -> u32 {
     // SAFETY: umask only swaps the process's mask; it is put back at once.
     let mask = unsafe { libc::umask(0o022) };
     // SAFETY: as above.

@@ -5,5 +5,6 @@
 //! `recipes::support`, `tree` (to open the tree `verify DIR` names), `process` and `error`.
 
 pub mod bundle;
+mod install;
 pub mod verify;
 pub mod wheel;

@@ -12,16 +12,17 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::install::{install_wheel, VenvLayout};
 use super::verify::{
     parse_output, run_problem, seconds_since, timed, Baseline, ImportFailure, ImportRun, Step,
     StepFailure, StepReport, IMPORTS_SCRIPT,
 };
 use crate::error::{Error, Result};
-use crate::options::VerifyOptions;
+use crate::options::{Installer, VerifyOptions};
 use crate::plan::interpreter::Interpreter;
 use crate::process::{run_bounded, said, Streams};
 
-/// Limit for making the venv and for pip installing the wheel.
+/// Limit for making the venv and for installing the wheel.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What [`verify_wheel`] found (also its JSON shape).
@@ -37,6 +38,10 @@ pub struct WheelVerification {
     pub runtime_python: PathBuf,
     /// Its version.
     pub runtime_version: String,
+    /// What installed the wheel.
+    pub installer: Installer,
+    /// The venv, when it is kept (`--venv`).
+    pub venv: Option<PathBuf>,
     /// The first command started (`<venv>/bin/<name>`, or a program where the wheel installed
     /// it), once installed.
     pub executable: Option<PathBuf>,
@@ -473,6 +478,56 @@ fn pip_version_can_target(said: &str) -> bool {
     (major, minor) >= (22, 3)
 }
 
+/// `python -m venv` of the runtime Python at `venv`; `--without-pip` unless pip installs and
+/// the runtime Python has no pip that can install into another interpreter.
+fn make_venv(
+    python: &Path,
+    venv: &Path,
+    installer: Installer,
+) -> Result<std::result::Result<(), String>> {
+    let with_pip = installer == Installer::Pip && !runtime_pip_can_target(python);
+    let made = run_step(
+        Command::new(python)
+            .args(["-m", "venv"])
+            .args((!with_pip).then_some("--without-pip"))
+            .arg(venv)
+            .env_remove("PYTHONHOME")
+            .env_remove("PYTHONPATH"),
+        INSTALL_TIMEOUT,
+    )?;
+    Ok(made.map_err(|message| format!("python -m venv {message}")))
+}
+
+/// `pip install --no-deps --no-index` of `wheel` into `venv`. The venv's own pip is the one
+/// ensurepip bundles with that CPython, which may be too old for the wheel's platform tag
+/// (CPython 3.9.2's pip 20.2 knows no manylinux_2_31): when the runtime Python has a pip that
+/// can install into another interpreter (22.3 and later: `--python`), that pip installs, as
+/// the newest one at hand.
+fn pip_install(
+    python: &Path,
+    venv: &Path,
+    wheel: &Path,
+) -> Result<std::result::Result<(), String>> {
+    let venv_python = venv.join("bin/python");
+    let mut pip = if runtime_pip_can_target(python) {
+        let mut pip = Command::new(python);
+        pip.args(["-m", "pip", "--python"]).arg(&venv_python);
+        pip
+    } else {
+        let mut pip = Command::new(&venv_python);
+        pip.args(["-m", "pip"]);
+        pip
+    };
+    let installed = run_step(
+        pip.args(["install", "--no-deps", "--no-index", "-q"])
+            .arg(wheel)
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env_remove("PYTHONPATH"),
+        INSTALL_TIMEOUT,
+    )?;
+    Ok(installed.map_err(|message| format!("pip install {message}")))
+}
+
 /// Install `wheel` into a fresh venv of the runtime Python and check that its executable
 /// starts and imports what the build interpreter can. Errors (exit 2 in the CLI) are problems
 /// before anything could be tried: no wheel, no interpreter; a failed install, start or import
@@ -509,6 +564,13 @@ pub fn verify_wheel_with_progress(
         });
     }
     let wheel = std::path::absolute(wheel).map_err(|e| Error::io("resolve", wheel, e))?;
+    let kept_venv = match &options.venv {
+        Some(dir) if dir.symlink_metadata().is_ok() => {
+            return Err(Error::VenvExists { path: dir.clone() })
+        }
+        Some(dir) => Some(std::path::absolute(dir).map_err(|e| Error::io("resolve", dir, e))?),
+        None => None,
+    };
     let mut steps = Vec::new();
     let (interp, runtime) = timed(&mut steps, Step::Probe, |_| -> Result<_> {
         let interp = given.interpreter("verify")?;
@@ -526,6 +588,8 @@ pub fn verify_wheel_with_progress(
         version: interp.version.clone(),
         runtime_python: runtime.path.clone(),
         runtime_version: runtime.version.clone(),
+        installer: options.installer,
+        venv: kept_venv.clone(),
         executable: None,
         programs: Vec::new(),
         runs: Vec::new(),
@@ -546,50 +610,26 @@ pub fn verify_wheel_with_progress(
         .prefix("patch-uwsgi-wheel-")
         .tempdir()
         .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
-    let venv = work.path().join("venv");
+    let venv = kept_venv.unwrap_or_else(|| work.path().join("venv"));
     let bin = venv.join("bin");
     let mut before = BTreeSet::new();
     let mut sites_before = BTreeSet::new();
     let installed = timed(&mut report.steps, Step::Install, |_| -> Result<_> {
-        // The venv's own pip is the one ensurepip bundles with that CPython, which may be too
-        // old for the wheel's platform tag (CPython 3.9.2's pip 20.2 knows no manylinux_2_31):
-        // when the runtime Python has a pip that can install into another interpreter (22.3
-        // and later: `--python`), that pip installs, as the newest one at hand.
-        let runtime_pip = runtime_pip_can_target(&runtime.path);
-        let made = run_step(
-            Command::new(&runtime.path)
-                .args(["-m", "venv"])
-                .args(runtime_pip.then_some("--without-pip"))
-                .arg(&venv)
-                .env_remove("PYTHONHOME")
-                .env_remove("PYTHONPATH"),
-            INSTALL_TIMEOUT,
-        )?;
+        let made = make_venv(&runtime.path, &venv, options.installer)?;
         if let Err(message) = made {
-            return Ok(Err(format!("python -m venv {message}")));
+            return Ok(Err(message));
         }
         before = names_in(&bin);
         sites_before = site_packages(&venv)
             .iter()
             .flat_map(|site| children(site))
             .collect();
-        let mut pip = if runtime_pip {
-            let mut pip = Command::new(&runtime.path);
-            pip.args(["-m", "pip", "--python"]).arg(bin.join("python"));
-            pip
-        } else {
-            let mut pip = Command::new(bin.join("python"));
-            pip.args(["-m", "pip"]);
-            pip
-        };
-        let installed = run_step(
-            pip.args(["install", "--no-deps", "--no-index", "-q"])
-                .arg(&wheel)
-                .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-                .env_remove("PYTHONPATH"),
-            INSTALL_TIMEOUT,
-        )?;
-        Ok(installed.map_err(|message| format!("pip install {message}")))
+        match options.installer {
+            Installer::Builtin => Ok(VenvLayout::of(&venv)
+                .and_then(|layout| install_wheel(&wheel, &layout))
+                .map(|_| ())),
+            Installer::Pip => pip_install(&runtime.path, &venv, &wheel),
+        }
     })?;
     announce(&report.steps);
     if let Err(message) = installed {

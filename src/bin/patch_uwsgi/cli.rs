@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use patch_uwsgi::plan::interpreter::{Interpreter, PROBE_TIMEOUT};
 use patch_uwsgi::{
-    cache_dir_from, BundleOptions, Compiler, ModeChoice, Options, Target, VerifyOptions,
+    cache_dir_from, BundleOptions, Compiler, Installer, ModeChoice, Options, Target, VerifyOptions,
 };
 
 /// `patch_uwsgi --help`.
@@ -54,6 +54,11 @@ options:
                       _tkinter,_curses: no Tcl/Tk or X11 libraries grafted); verify --wheel
                       then does not expect them
   --command NAME      (verify --wheel) start only this installed command (<venv>/bin/NAME)
+  --installer builtin|pip  (verify --wheel) what installs the wheel into the venv: builtin
+                      (default: unpacked as pip lays it out, scripts and launchers made, no
+                      byte-compiling; a few times faster) or pip (pip install --no-deps)
+  --venv DIR          (verify --wheel) make the venv at DIR (must not exist) and keep it, to
+                      look into after a failure
   --no-release-check  (apply, check, diff, verify) build even where the release table says
                       this uWSGI cannot (a uWSGI with support backported), or for a
                       free-threaded Python
@@ -227,6 +232,8 @@ struct Given {
     probe: Option<PathBuf>,
     wheel: Option<PathBuf>,
     command: Option<String>,
+    installer: Option<Installer>,
+    venv: Option<PathBuf>,
     wheels: Vec<PathBuf>,
     wheel_dir: Option<PathBuf>,
     stdlib: bool,
@@ -253,7 +260,7 @@ type Present = fn(&Given) -> bool;
 
 /// The options only some commands take, in the order they are checked, and what is said when
 /// another command is given one.
-const SCOPED: [(Present, Scope, &str); 6] = [
+const SCOPED: [(Present, Scope, &str); 7] = [
     (
         |g| g.mode_given,
         Scope::NotVerify,
@@ -273,6 +280,11 @@ const SCOPED: [(Present, Scope, &str); 6] = [
         |g| g.command.is_some(),
         Scope::VerifyWheel,
         "--command is an option of verify --wheel only",
+    ),
+    (
+        |g| g.installer.is_some() || g.venv.is_some(),
+        Scope::VerifyWheel,
+        "--installer and --venv are options of verify --wheel only",
     ),
     (
         |g| g.wheel_dir.is_some(),
@@ -313,10 +325,13 @@ impl Given {
             options.plan.mode = ModeChoice::Static;
         }
         let (runtime_python, chosen) = (self.runtime_python.take(), self.command.take());
+        let (installer, kept_venv) = (self.installer, self.venv.take());
         let verify = |options: Options, tree: Option<PathBuf>| VerifyOptions {
             options,
             runtime_python,
             command: chosen,
+            installer: installer.unwrap_or_default(),
+            venv: kept_venv,
             tree,
             ..VerifyOptions::default()
         };
@@ -404,6 +419,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
             Long("probe") => given.probe = Some(PathBuf::from(parser.value()?)),
             Long("wheel") => given.wheel = Some(PathBuf::from(parser.value()?)),
             Long("command") => given.command = Some(parser.value()?.string()?),
+            Long("installer") => {
+                given.installer = Some(choice(
+                    "--installer",
+                    &parser.value()?.string()?,
+                    &[("builtin", Installer::Builtin), ("pip", Installer::Pip)],
+                )?);
+            }
+            Long("venv") => given.venv = Some(PathBuf::from(parser.value()?)),
             Long("wheel-dir") | Short('w') => {
                 given.wheel_dir = Some(PathBuf::from(parser.value()?))
             }

@@ -213,13 +213,18 @@ pub fn print_wheel_verification(
 ) -> std::io::Result<()> {
     writeln!(
         out,
-        "verify {} in a fresh venv of {} (CPython {}; modules from {}, CPython {})",
+        "verify {} in a fresh venv of {} (CPython {}; modules from {}, CPython {}; installed \
+         by {})",
         w.wheel.display(),
         w.runtime_python.display(),
         w.runtime_version,
         w.python.display(),
-        w.version
+        w.version,
+        w.installer.as_str()
     )?;
+    if let Some(venv) = &w.venv {
+        writeln!(out, "  venv kept at {}", venv.display())?;
+    }
     for step in &w.steps {
         writeln!(out, "  {:<8} {:>6.2} s", step.step.as_str(), step.seconds)?;
     }
