@@ -56,6 +56,10 @@ pub struct Interpreter {
     /// `sys.platlibdir` (`lib` before 3.9; `None`: a probe saved before `bundle` asked for it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platlibdir: Option<String>,
+    /// The machine in its wheels' platform tags (`x86_64`, `i686`, `aarch64`; `None`: a probe
+    /// saved before `verify --wheel` installed wheels itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
 }
 
 /// The sysconfig variables patch-uwsgi reads, as strings.

@@ -511,6 +511,7 @@ mod tests {
             lib_dynload: None,
             stdlib: None,
             platlibdir: None,
+            machine: None,
         };
         let archive = Located::new(PathBuf::from("/tmp/libpython3.13.a"), Source::Explicit);
         let executable = LinkPlan::with_archive(&interp, Mode::Static, Some(&archive), false);

@@ -40,6 +40,15 @@ try:
     stdlib = sysconfig.get_paths()['stdlib']
 except (AttributeError, KeyError):
     stdlib = ''
+# The machine of wheel platform tags (linux_<machine>), derived as installers derive it: a
+# 32-bit interpreter on a 64-bit kernel installs i686 (armv8l) wheels.
+try:
+    machine = __import__('sysconfig').get_platform().split('-', 1)[-1]
+except (ImportError, AttributeError):
+    machine = platform.machine()
+machine = machine.replace('-', '_').replace('.', '_')
+if sys.maxsize <= 2 ** 32:
+    machine = {'x86_64': 'i686', 'aarch64': 'armv8l'}.get(machine, machine)
 base_prefix = getattr(sys, 'real_prefix', None) or getattr(sys, 'base_prefix', None) or sys.prefix
 sys.stdout.write(json.dumps({
     'implementation': platform.python_implementation(),
@@ -53,6 +62,7 @@ sys.stdout.write(json.dumps({
     'config': config,
     'depends_on': depends_on,
     'lib_dynload': lib_dynload,
+    'machine': machine,
     'stdlib': stdlib,
     'platlibdir': getattr(sys, 'platlibdir', 'lib'),
 }, sort_keys=True))

@@ -15,6 +15,7 @@ use zip::ZipArchive;
 
 use super::bundle::{check_record, csv_fields, current_umask, on_all_cores, record_hash, Member};
 use crate::error::Error;
+use crate::plan::interpreter::Interpreter;
 
 /// What [`install_wheel`] wrote (paths as RECORD names them: relative to site-packages).
 #[derive(Debug, Default)]
@@ -190,6 +191,101 @@ pub(super) fn install_wheel(
     text.push('\n');
     write_file(&dist_info.join("RECORD"), text.as_bytes(), false, umask)?;
     Ok(installed)
+}
+
+/// Why the runtime interpreter would not take a wheel of this file name, as installers decide
+/// from its tags (`python-abi-platform`, each possibly `.`-joined); `None` when one of its tag
+/// triples fits: the interpreter's own `cpXY` (or `pyX`/`pyXY` with ABI `none`, or `cpXY` not
+/// newer than it with `abi3`), and `any`, `linux_<machine>`, a manylinux tag whose glibc the
+/// runtime has, or a musllinux tag on a musl runtime. A machine the probe did not record is
+/// not checked.
+pub(super) fn unsupported_tags(file_name: &str, runtime: &Interpreter) -> Option<String> {
+    let stem = file_name.strip_suffix(".whl").unwrap_or(file_name);
+    let parts: Vec<&str> = stem.split('-').collect();
+    if parts.len() < 5 {
+        return Some(format!(
+            "{file_name} is not a wheel file name (NAME-VERSION-PYTHON-ABI-PLATFORM.whl)"
+        ));
+    }
+    let [python_tags, abi_tags, platform_tags] = [
+        parts[parts.len() - 3],
+        parts[parts.len() - 2],
+        parts[parts.len() - 1],
+    ];
+    let mut version = runtime
+        .version
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (version.next().unwrap_or(0), version.next().unwrap_or(0));
+    let own = format!("cp{major}{minor}");
+    let own_abi = format!("{own}{}", runtime.abiflags);
+    let python_minor = |tag: &str, prefix: &str| -> Option<u32> {
+        let digits = tag.strip_prefix(prefix)?.strip_prefix(&major.to_string())?;
+        if digits.is_empty() {
+            return Some(0);
+        }
+        digits.parse().ok()
+    };
+    let fits_python = |python: &str, abi: &str| match abi {
+        _ if abi == own_abi => python == own,
+        "abi3" => {
+            !runtime.abiflags.contains('t')
+                && python_minor(python, "cp").is_some_and(|m| (2..=minor).contains(&m))
+        }
+        "none" => python == own || python_minor(python, "py").is_some_and(|m| m <= minor),
+        _ => false,
+    };
+    let glibc: Vec<u32> = runtime
+        .glibc
+        .split('.')
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let has_glibc =
+        |wanted_minor: u32| glibc.first() == Some(&2) && glibc.get(1) >= Some(&wanted_minor);
+    let platform_pattern = regex::Regex::new(
+        r"^(linux|manylinux(?:1|2010|2014|_2_([0-9]+))|musllinux_1_[0-9]+)_(.+)$",
+    )
+    .expect("valid pattern");
+    let fits_platform = |platform: &str| {
+        if platform == "any" {
+            return true;
+        }
+        let Some(found) = platform_pattern.captures(platform) else {
+            return false;
+        };
+        let machine_fits = runtime.machine.as_deref().is_none_or(|m| m == &found[3]);
+        let libc_fits = match &found[1] {
+            "linux" => true,
+            "manylinux1" => has_glibc(5),
+            "manylinux2010" => has_glibc(12),
+            "manylinux2014" => has_glibc(17),
+            name if name.starts_with("musllinux") => runtime.glibc.is_empty(),
+            _ => found[2].parse().is_ok_and(has_glibc),
+        };
+        machine_fits && libc_fits
+    };
+    let fits = python_tags.split('.').any(|python| {
+        abi_tags
+            .split('.')
+            .any(|abi| fits_python(python, abi) && platform_tags.split('.').any(fits_platform))
+    });
+    (!fits).then(|| {
+        format!(
+            "{file_name} is not a supported wheel on this platform: the runtime Python is \
+             {} {} ({own_abi}, {}{})",
+            runtime.implementation,
+            runtime.version,
+            if runtime.glibc.is_empty() {
+                "not glibc".to_string()
+            } else {
+                format!("glibc {}", runtime.glibc)
+            },
+            runtime
+                .machine
+                .as_ref()
+                .map_or(String::new(), |m| format!(", {m}"))
+        )
+    })
 }
 
 /// The `.dist-info` folder (the one with a `WHEEL` file at the top), its `.data` twin, and a
@@ -440,8 +536,11 @@ mod tests {
         VenvLayout::of(root).unwrap()
     }
 
-    /// A wheel of `members` (name, content, unix mode) with a RECORD that matches them.
-    fn wheel_of(dir: &Path, members: &[(&str, &[u8], u32)]) -> PathBuf {
+    /// A member: name, content, unix mode.
+    type WheelMember<'a> = (&'a str, &'a [u8], u32);
+
+    /// A wheel of `members` with a RECORD that matches them.
+    fn wheel_of(dir: &Path, members: &[WheelMember]) -> PathBuf {
         let path = dir.join("demo-1.0-cp311-cp311-linux_x86_64.whl");
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
         let mut record = String::new();
@@ -537,7 +636,7 @@ mod tests {
 
     #[test]
     fn refused_wheels_say_why() {
-        let cases: &[(&[(&str, &[u8], u32)], &str)] = &[
+        let cases: &[(&[WheelMember], &str)] = &[
             (
                 &[("demo/x.py", b"", 0o644)],
                 "expected one NAME-VERSION.dist-info/WHEEL, found 0",
@@ -607,6 +706,72 @@ mod tests {
         assert!(
             problem.contains("RECORD does not match") && problem.contains("demo.py"),
             "{problem}"
+        );
+    }
+
+    #[test]
+    fn which_wheel_tags_a_runtime_takes() {
+        let saved = include_str!("../../vendor-samples/sysconfig/pyenv-cpython-3.11.7.json");
+        let mut glibc = Interpreter::from_json(saved, "saved".as_ref()).unwrap();
+        glibc.glibc = "2.28".into();
+        glibc.machine = Some("x86_64".into());
+        let mut musl = glibc.clone();
+        musl.glibc = String::new();
+        let mut unknown_machine = glibc.clone();
+        unknown_machine.machine = None;
+        let mut free_threaded = glibc.clone();
+        free_threaded.abiflags = "t".into();
+        // (runtime, wheel file name, installs)
+        let cases = [
+            (&glibc, "u-2.0.31-cp311-cp311-linux_x86_64.whl", true),
+            (
+                &glibc,
+                "u-2.0.31-cp311-cp311-manylinux_2_28_x86_64.whl",
+                true,
+            ),
+            (
+                &glibc,
+                "u-2.0.31-cp311-cp311-manylinux_2_31_x86_64.whl",
+                false,
+            ),
+            (
+                &glibc,
+                "u-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+                true,
+            ),
+            (&glibc, "u-1-cp311-cp311-manylinux1_x86_64.whl", true),
+            (&glibc, "u-1-cp311-cp311-manylinux_2_28_aarch64.whl", false),
+            (&glibc, "u-1-cp311-cp311-musllinux_1_2_x86_64.whl", false),
+            (&glibc, "u-1-cp312-cp312-linux_x86_64.whl", false),
+            (&glibc, "u-1-cp310-cp310-linux_x86_64.whl", false),
+            (&glibc, "u-1-cp38-abi3-linux_x86_64.whl", true),
+            (&glibc, "u-1-cp312-abi3-linux_x86_64.whl", false),
+            (&glibc, "u-1-py3-none-any.whl", true),
+            (&glibc, "u-1-py2.py3-none-any.whl", true),
+            (&glibc, "u-1-py2-none-any.whl", false),
+            (&glibc, "u-1-1build-cp311-cp311-linux_x86_64.whl", true),
+            (&glibc, "u-1-cp311-cp311t-linux_x86_64.whl", false),
+            (&musl, "u-1-cp311-cp311-musllinux_1_2_x86_64.whl", true),
+            (&musl, "u-1-cp311-cp311-manylinux_2_17_x86_64.whl", false),
+            (
+                &unknown_machine,
+                "u-1-cp311-cp311-manylinux_2_17_aarch64.whl",
+                true,
+            ),
+            (&free_threaded, "u-1-cp311-cp311t-linux_x86_64.whl", true),
+            (&free_threaded, "u-1-cp311-cp311-linux_x86_64.whl", false),
+            (&free_threaded, "u-1-cp38-abi3-linux_x86_64.whl", false),
+            (&glibc, "u-cp311-linux_x86_64.whl", false),
+        ];
+        for (runtime, name, installs) in cases {
+            let problem = unsupported_tags(name, runtime);
+            assert_eq!(problem.is_none(), installs, "{name}: {problem:?}");
+        }
+        let said = unsupported_tags("u-1-cp312-cp312-linux_x86_64.whl", &glibc).unwrap();
+        assert!(
+            said.contains("is not a supported wheel")
+                && said.contains("3.11.7 (cp311, glibc 2.28, x86_64)"),
+            "{said}"
         );
     }
 

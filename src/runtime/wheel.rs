@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::install::{install_wheel, VenvLayout};
+use super::install::{install_wheel, unsupported_tags, VenvLayout};
 use super::verify::{
     parse_output, run_problem, seconds_since, timed, Baseline, ImportFailure, ImportRun, Step,
     StepFailure, StepReport, IMPORTS_SCRIPT,
@@ -615,6 +615,14 @@ pub fn verify_wheel_with_progress(
     let mut before = BTreeSet::new();
     let mut sites_before = BTreeSet::new();
     let installed = timed(&mut report.steps, Step::Install, |_| -> Result<_> {
+        // pip decides this from the wheel's tags before it installs anything; so does the
+        // built-in installer.
+        let file_name = wheel.file_name().unwrap_or_default().to_string_lossy();
+        if let Some(problem) = unsupported_tags(&file_name, &runtime) {
+            if options.installer == Installer::Builtin {
+                return Ok(Err(problem));
+            }
+        }
         let made = make_venv(&runtime.path, &venv, options.installer)?;
         if let Err(message) = made {
             return Ok(Err(message));
