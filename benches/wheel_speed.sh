@@ -4,9 +4,11 @@
 #   `patch_uwsgi bundle`        against Python's `zipfile.ZipFile(wheel).testzip()` of the
 #                               same (input) wheel: a full read and CRC check;
 #   `patch_uwsgi verify --wheel` of the bundled wheel against `python -m venv` + `pip install
-#                               --no-deps` of the same wheel (what a user does to install it).
+#                               --no-deps` of the same wheel (what a user does to install it);
+#                               with its own installer (the default) and, for reference, with
+#                               `--installer pip`.
 # Runs alternate (baseline, ours) RUNS times; prints each time, the medians and their ratio.
-# Usage: benches/wheel_speed.sh [RUNS]   (needs pyenv CPython 3.11, the uWSGI 2.0.29 sdist in
+# Usage: benches/wheel_speed.sh [RUNS], or `cargo bench --bench wheel_speed`   (needs pyenv CPython 3.11, the uWSGI 2.0.29 sdist in
 # the project cache or on PyPI, the frontend tool wheels of tests/support/tools.rs; builds a
 # release binary; the uWSGI build takes a few minutes, then the timings about one)
 set -euo pipefail
@@ -48,17 +50,20 @@ bundled="$work/bundled/$(basename "$wheel")"
 mkdir -p "$work/bundled" && cp "$work/out/$(basename "$wheel")" "$bundled"
 install() { rm -rf "$work/venv"; "$python" -m venv "$work/venv" && "$work/venv/bin/python" -m pip install -q --no-deps --no-index "$bundled"; }
 verify() { "$bin" verify --wheel "$bundled" --python "$python" -q; }
+verifypip() { "$bin" verify --wheel "$bundled" --python "$python" -q --installer pip; }
 : >"$work/t"
 for i in $(seq "$runs"); do
   echo "testzip $(ms testzip "$wheel")" >>"$work/t"
   echo "bundle $(ms bundle)" >>"$work/t"
   echo "install $(ms install)" >>"$work/t"
   echo "verify $(ms verify)" >>"$work/t"
+  echo "verifypip $(ms verifypip)" >>"$work/t"
 done
 m() { grep "^$1 " "$work/t" | cut -d' ' -f2 | median; }
 all() { grep "^$1 " "$work/t" | cut -d' ' -f2 | tr '\n' ' '; }
 echo "$runs runs each, alternating, milliseconds (each run; median):"
-for what in testzip bundle install verify; do printf '  %-8s %s; %s\n' "$what" "$(all $what)" "$(m $what)"; done
-awk -v b="$(m bundle)" -v t="$(m testzip)" -v v="$(m verify)" -v i="$(m install)" 'BEGIN {
+for what in testzip bundle install verify verifypip; do printf '  %-9s %s; %s\n' "$what" "$(all $what)" "$(m $what)"; done
+awk -v b="$(m bundle)" -v t="$(m testzip)" -v v="$(m verify)" -v i="$(m install)" -v p="$(m verifypip)" 'BEGIN {
   printf "bundle / testzip:              %.2fx (target <= 2)\n", b / t
-  printf "verify --wheel / venv + pip:   %.2fx (target <= 0.3)\n", v / i }'
+  printf "verify --wheel / venv + pip:   %.2fx (target <= 0.3)\n", v / i
+  printf "verify --wheel --installer pip / venv + pip: %.2fx (for reference)\n", p / i }'

@@ -803,6 +803,15 @@ fn verify_wheel_runs_the_installed_uwsgi_and_names_what_a_runtime_lacks() {
     };
     let (code, json) = verify_wheel(&repaired, Some(debian));
     assert_eq!(code, Some(0), "repaired: {json:#}");
+    assert_eq!(json["installer"], "builtin", "{json:#}");
+    // auditwheel's `.data/scripts/uwsgi` shim (`#!python`) and `uwsgi.scripts/uwsgi`, installed
+    // by the built-in installer as pip installs them.
+    installs_like_pip(
+        &repaired,
+        &py.python,
+        debian,
+        &empty_dir(work.path(), "like-pip"),
+    );
     // Bundling after repair would leave the modules' libraries ungrafted: refused.
     let out = bundle(
         &[&repaired],
@@ -1030,6 +1039,14 @@ fn project_server_as_package_data_serves_through_its_console_script() {
     let (code, json) = verify(&built.wheel);
     assert_eq!(code, Some(1), "{json:#}");
     assert_eq!(json["ok"], false);
+    // A console script that execs package data, installed by the built-in installer as pip
+    // installs it.
+    installs_like_pip(
+        &repaired,
+        &built.py.python,
+        &built.debian,
+        &empty_dir(work, "like-pip"),
+    );
 }
 
 /// `bundle --stdlib` on the oldest and newest minors cibuildwheel builds for here (3.8: C
@@ -1085,4 +1102,181 @@ fn stdlib_bundle_runs_with_no_python_on_other_minors() {
             );
         }
     }
+}
+
+/// What `verify --wheel` installs with its own installer is what pip installs: `wheel`
+/// verified twice with the venv kept (`--venv`), by the built-in installer and by
+/// `--installer pip`, with `runtime` as the runtime Python. The same files and folders with
+/// the same modes and symlinks, the same bytes once the venv's own path is put in common
+/// (`.data/scripts` with their `#!python` line rewritten included), RECORD listing the same
+/// paths; the console-script launchers (each installer writes its own text) behave the same
+/// for `--version`; and the two verifications find the same. Left out of the comparison on
+/// purpose: byte-compiled `__pycache__` folders (pip compiles, the built-in installer does
+/// not), pip's `direct_url.json`, the installer's name in `INSTALLER`, `pyvenv.cfg`'s
+/// command line.
+fn installs_like_pip(wheel: &Path, python: &Path, runtime: &Path, work: &Path) {
+    let verify = |installer: &str, venv: &Path| {
+        let out = support::bin()
+            .args(["verify", "--json", "--wheel"])
+            .arg(wheel)
+            .arg("--python")
+            .arg(python)
+            .arg("--runtime-python")
+            .arg(runtime)
+            .args(["--installer", installer, "--venv"])
+            .arg(venv)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = support::texts(&out);
+        let json: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}"));
+        assert_eq!(json["installer"], installer, "{json:#}");
+        (out.status.code(), json)
+    };
+    // One name for both: the venv's name is in its activate scripts' prompt.
+    let (ours, pips) = (work.join("builtin/venv"), work.join("pip/venv"));
+    std::fs::create_dir_all(ours.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(pips.parent().unwrap()).unwrap();
+    let (our_code, our_json) = verify("builtin", &ours);
+    let (pip_code, pip_json) = verify("pip", &pips);
+    let (ours_text, pips_text) = (ours.display().to_string(), pips.display().to_string());
+    let in_common = |bytes: Vec<u8>| -> Vec<u8> {
+        String::from_utf8(bytes.clone())
+            .map(|text| text.replace(&ours_text, &pips_text).into_bytes())
+            .unwrap_or(bytes)
+    };
+    assert_eq!(our_code, pip_code, "{our_json:#}\n{pip_json:#}");
+    for field in [
+        "ok",
+        "imported",
+        "import_failures",
+        "from_build_prefix",
+        "excluded",
+    ] {
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&in_common(
+                our_json[field].to_string().into_bytes()
+            ))
+            .unwrap(),
+            pip_json[field],
+            "{field}"
+        );
+    }
+    let ignored = |relative: &Path| {
+        relative
+            .components()
+            .any(|c| c.as_os_str() == "__pycache__")
+            || relative.ends_with("direct_url.json")
+    };
+    let tree = |root: &Path| -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut pending = vec![root.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                let relative = path.strip_prefix(root).unwrap().to_path_buf();
+                if ignored(&relative) {
+                    continue;
+                }
+                if entry.file_type().unwrap().is_dir() {
+                    pending.push(path);
+                }
+                found.push(relative);
+            }
+        }
+        found.sort();
+        found
+    };
+    let listed = tree(&ours);
+    assert_eq!(listed, tree(&pips), "the two venvs hold other files");
+    let launchers: Vec<String> = listed
+        .iter()
+        .filter(|p| p.ends_with("entry_points.txt"))
+        .flat_map(|p| {
+            let text = std::fs::read_to_string(ours.join(p)).unwrap();
+            let mut section = String::new();
+            let mut names = Vec::new();
+            for line in text.lines().map(str::trim) {
+                if line.starts_with('[') {
+                    section = line.to_string();
+                } else if section == "[console_scripts]" || section == "[gui_scripts]" {
+                    names.extend(line.split_once('=').map(|(n, _)| n.trim().to_string()));
+                }
+            }
+            names
+        })
+        .collect();
+    use std::os::unix::fs::PermissionsExt;
+    let mut compared = 0;
+    for relative in &listed {
+        let (a, b) = (ours.join(relative), pips.join(relative));
+        let (meta_a, meta_b) = (
+            std::fs::symlink_metadata(&a).unwrap(),
+            std::fs::symlink_metadata(&b).unwrap(),
+        );
+        assert_eq!(
+            (meta_a.file_type().is_symlink(), meta_a.is_dir()),
+            (meta_b.file_type().is_symlink(), meta_b.is_dir()),
+            "{}",
+            relative.display()
+        );
+        if meta_a.file_type().is_symlink() {
+            assert_eq!(
+                in_common(
+                    std::fs::read_link(&a)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes()
+                ),
+                std::fs::read_link(&b)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes(),
+                "{}",
+                relative.display()
+            );
+            continue;
+        }
+        assert_eq!(
+            meta_a.permissions().mode() & 0o7777,
+            meta_b.permissions().mode() & 0o7777,
+            "mode of {}",
+            relative.display()
+        );
+        if meta_a.is_dir() {
+            continue;
+        }
+        let name = relative.file_name().unwrap().to_string_lossy();
+        let is_launcher =
+            relative.starts_with("bin") && launchers.iter().any(|l| l.as_str() == name);
+        if is_launcher {
+            let run = |launcher: &Path| {
+                let out = Command::new(launcher).arg("--version").output().unwrap();
+                (
+                    out.status.code(),
+                    in_common(out.stdout),
+                    in_common(out.stderr),
+                )
+            };
+            assert_eq!(run(&a), run(&b), "{} --version", relative.display());
+        } else if name == "RECORD" {
+            let paths = |file: &Path| -> std::collections::BTreeSet<String> {
+                std::fs::read_to_string(file)
+                    .unwrap()
+                    .lines()
+                    .filter_map(|l| l.rsplitn(3, ',').nth(2).map(str::to_string))
+                    .filter(|p| !ignored(Path::new(p)))
+                    .collect()
+            };
+            assert_eq!(paths(&a), paths(&b), "{}", relative.display());
+        } else if name != "INSTALLER" && name != "pyvenv.cfg" {
+            assert!(
+                in_common(std::fs::read(&a).unwrap()) == std::fs::read(&b).unwrap(),
+                "{} differs",
+                relative.display()
+            );
+        }
+        compared += 1;
+    }
+    assert!(compared >= 20, "only {compared} files compared");
 }
