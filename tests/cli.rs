@@ -279,6 +279,34 @@ fn bad_folders_exit_2() {
 }
 
 #[test]
+fn verify_wheel_keeps_no_venv_over_an_existing_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let wheel = dir.path().join("u-1-cp311-cp311-linux_x86_64.whl");
+    std::fs::write(&wheel, b"PK\x03\x04 enough for the magic").unwrap();
+    let venv = dir.path().join("venv");
+    std::fs::create_dir(&venv).unwrap();
+    std::fs::write(venv.join("mine.txt"), "kept").unwrap();
+    let out = run(&[
+        OsStr::new("verify"),
+        OsStr::new("--wheel"),
+        wheel.as_os_str(),
+        OsStr::new("--venv"),
+        venv.as_os_str(),
+        OsStr::new("--python"),
+        OsStr::new("/nonexistent/python"),
+    ]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} already exists", venv.display())),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&venv).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1);
+    assert_eq!(std::fs::read_to_string(venv.join("mine.txt")).unwrap(), "kept");
+}
+
+#[test]
 fn interpreter_problems_exit_2() {
     let (_tmp, tree) = sample_tree("2.0.31");
     let before = snapshot_dir(&tree);

@@ -572,6 +572,18 @@ mod tests {
             ),
             (&["bundle", "a.whl", "-w", "out", "--stdlib"], None),
             (
+                &["verify", "--installer", "pip"],
+                Some("--installer and --venv are options of verify --wheel only"),
+            ),
+            (
+                &["apply", "--venv", "v"],
+                Some("--installer and --venv are options of verify --wheel only"),
+            ),
+            (
+                &["verify", "--wheel", "w.whl", "--installer", "uv"],
+                Some("--installer takes builtin, pip, not \"uv\""),
+            ),
+            (
                 &["verify", "--stdlib"],
                 Some("--stdlib and --exclude are options of bundle only"),
             ),
@@ -619,6 +631,23 @@ mod tests {
                 assert_eq!(wheel, PathBuf::from("w.whl"));
                 assert_eq!(options.command.as_deref(), Some("myserver"));
                 assert_eq!(options.tree, None);
+                assert_eq!(options.installer, Installer::Builtin);
+                assert_eq!(options.venv, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        match command(&[
+            "verify",
+            "--wheel",
+            "w",
+            "--installer",
+            "pip",
+            "--venv",
+            "v",
+        ]) {
+            Command::VerifyWheel { options, .. } => {
+                assert_eq!(options.installer, Installer::Pip);
+                assert_eq!(options.venv, Some(PathBuf::from("v")));
             }
             other => panic!("{other:?}"),
         }
