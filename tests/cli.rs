@@ -303,7 +303,10 @@ fn verify_wheel_keeps_no_venv_over_an_existing_folder() {
     );
     let left: Vec<_> = std::fs::read_dir(&venv).unwrap().flatten().collect();
     assert_eq!(left.len(), 1);
-    assert_eq!(std::fs::read_to_string(venv.join("mine.txt")).unwrap(), "kept");
+    assert_eq!(
+        std::fs::read_to_string(venv.join("mine.txt")).unwrap(),
+        "kept"
+    );
 }
 
 #[test]
