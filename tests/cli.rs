@@ -262,12 +262,15 @@ fn bad_folders_exit_2() {
     ];
     for (path, wanted) in cases {
         for command in ["apply", "revert", "check", "diff"] {
-            let out = run(&[
-                OsStr::new(command),
-                path.as_os_str(),
-                OsStr::new("--python"),
-                OsStr::new("/nonexistent/python"),
-            ]);
+            // revert takes no interpreter (and refuses --python).
+            let python: &[&OsStr] = if command == "revert" {
+                &[]
+            } else {
+                &[OsStr::new("--python"), OsStr::new("/nonexistent/python")]
+            };
+            let mut args = vec![OsStr::new(command), path.as_os_str()];
+            args.extend(python);
+            let out = run(&args);
             let (_, stderr) = texts(&out);
             assert_eq!(out.status.code(), Some(2), "{command} {}", path.display());
             assert!(

@@ -24,9 +24,10 @@ usage:
   patch_uwsgi verify [DIR]   link and run a tiny program embedding the target Python with the
                              static plan; import its lib-dynload modules (seconds, not a build);
                              with DIR, first check that this uWSGI release builds for it
-  patch_uwsgi bundle WHEEL... -w OUTDIR [--stdlib]   copy each wheel to OUTDIR with the
-                             target Python's extension modules added where its static uwsgi
-                             finds them (patch_uwsgi_runtime/pythonX.Y/); before auditwheel
+  patch_uwsgi bundle WHEEL... -w OUTDIR [--stdlib] [--exclude NAMES]   copy each wheel to
+                             OUTDIR with the target Python's extension modules added where its
+                             static uwsgi finds them (patch_uwsgi_runtime/pythonX.Y/); before
+                             auditwheel
   patch_uwsgi verify --wheel WHEEL [--command NAME]   install a built uWSGI wheel into a
                              fresh venv of the runtime Python and start every program in it that
                              embeds libpython, from where it is installed, through the commands
@@ -53,6 +54,7 @@ options:
   --exclude NAMES     (bundle) leave out these extension modules (comma-separated, e.g.
                       _tkinter,_curses: no Tcl/Tk or X11 libraries grafted); verify --wheel
                       then does not expect them
+  --wheel WHEEL       (verify --wheel) the wheel to install and start (see usage above)
   --command NAME      (verify --wheel) start only this installed command (<venv>/bin/NAME)
   --installer builtin|pip  (verify --wheel) what installs the wheel into the venv: builtin
                       (default: unpacked as pip lays it out, scripts and launchers made, no
@@ -227,7 +229,8 @@ struct Given {
     name: Option<Name>,
     dir: Option<PathBuf>,
     options: Options,
-    mode_given: bool,
+    /// The options given, by their names in [`OPTION_SCOPES`].
+    seen: Vec<&'static str>,
     runtime_python: Option<PathBuf>,
     probe: Option<PathBuf>,
     wheel: Option<PathBuf>,
@@ -242,86 +245,204 @@ struct Given {
     quiet: bool,
 }
 
-/// Which commands take an option that only some do.
-#[derive(Clone, Copy)]
-enum Scope {
-    /// `verify`, with or without `--wheel`.
+/// A command as its options see it: `verify --wheel` takes others than `verify [DIR]`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Form {
+    Apply,
+    Check,
+    Diff,
+    Revert,
+    Locate,
     Verify,
-    /// `verify --wheel`.
     VerifyWheel,
-    /// `bundle`.
     Bundle,
-    /// Every command but `verify`.
-    NotVerify,
 }
 
-/// Whether the command line has a given option.
-type Present = fn(&Given) -> bool;
+impl Form {
+    const ALL: [Form; 8] = [
+        Form::Apply,
+        Form::Check,
+        Form::Diff,
+        Form::Revert,
+        Form::Locate,
+        Form::Verify,
+        Form::VerifyWheel,
+        Form::Bundle,
+    ];
 
-/// The options only some commands take, in the order they are checked, and what is said when
-/// another command is given one.
-const SCOPED: [(Present, Scope, &str); 7] = [
-    (
-        |g| g.mode_given,
-        Scope::NotVerify,
-        "verify always checks the static plan; --mode does not apply to it",
-    ),
-    (
-        |g| g.runtime_python.is_some(),
-        Scope::Verify,
-        "--runtime-python is an option of verify only",
-    ),
-    (
-        |g| g.wheel.is_some(),
-        Scope::Verify,
-        "--wheel is an option of verify only",
-    ),
-    (
-        |g| g.command.is_some(),
-        Scope::VerifyWheel,
-        "--command is an option of verify --wheel only",
-    ),
-    (
-        |g| g.installer.is_some() || g.venv.is_some(),
-        Scope::VerifyWheel,
-        "--installer and --venv are options of verify --wheel only",
-    ),
-    (
-        |g| g.wheel_dir.is_some(),
-        Scope::Bundle,
-        "-w/--wheel-dir is an option of bundle only",
-    ),
-    (
-        |g| g.stdlib || !g.exclude.is_empty(),
-        Scope::Bundle,
-        "--stdlib and --exclude are options of bundle only",
-    ),
-];
-
-impl Scope {
-    fn admits(self, given: &Given, name: Name) -> bool {
-        match self {
-            Scope::Verify => name == Name::Verify,
-            Scope::VerifyWheel => name == Name::Verify && given.wheel.is_some(),
-            Scope::Bundle => name == Name::Bundle,
-            Scope::NotVerify => name != Name::Verify,
+    fn of(name: Name, wheel_given: bool) -> Form {
+        match name {
+            Name::Apply => Form::Apply,
+            Name::Check => Form::Check,
+            Name::Diff => Form::Diff,
+            Name::Revert => Form::Revert,
+            Name::Locate => Form::Locate,
+            Name::Verify if wheel_given => Form::VerifyWheel,
+            Name::Verify => Form::Verify,
+            Name::Bundle => Form::Bundle,
         }
     }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Form::Apply => "apply",
+            Form::Check => "check",
+            Form::Diff => "diff",
+            Form::Revert => "revert",
+            Form::Locate => "locate",
+            Form::Verify => "verify",
+            Form::VerifyWheel => "verify --wheel",
+            Form::Bundle => "bundle",
+        }
+    }
+}
+
+/// The commands that plan a link (the target, the archive search, `-no-pie`).
+const PLANNING: &[Form] = &[
+    Form::Apply,
+    Form::Check,
+    Form::Diff,
+    Form::Locate,
+    Form::Verify,
+];
+
+/// Every option and the commands that take it; any other command refuses it. One table for
+/// the parser and for `--help`'s "options by command" (made from it).
+const OPTION_SCOPES: [(&str, &[Form]); 17] = [
+    (
+        "--python",
+        &[
+            Form::Apply,
+            Form::Check,
+            Form::Diff,
+            Form::Locate,
+            Form::Verify,
+            Form::VerifyWheel,
+            Form::Bundle,
+        ],
+    ),
+    ("--libpython", PLANNING),
+    (
+        "--probe",
+        &[Form::Apply, Form::Check, Form::Diff, Form::Locate],
+    ),
+    (
+        "--mode",
+        &[Form::Apply, Form::Check, Form::Diff, Form::Locate],
+    ),
+    ("--manylinux-root", PLANNING),
+    ("--no-pie", PLANNING),
+    ("--runtime-python", &[Form::Verify, Form::VerifyWheel]),
+    ("--wheel", &[Form::VerifyWheel]),
+    ("--command", &[Form::VerifyWheel]),
+    ("--installer", &[Form::VerifyWheel]),
+    ("--venv", &[Form::VerifyWheel]),
+    ("-w/--wheel-dir", &[Form::Bundle]),
+    ("--stdlib", &[Form::Bundle]),
+    ("--exclude", &[Form::Bundle]),
+    (
+        "--no-release-check",
+        &[Form::Apply, Form::Check, Form::Diff, Form::Verify],
+    ),
+    ("--json", &Form::ALL),
+    ("--quiet", &Form::ALL),
+];
+
+/// The commands that take `option` (a name of [`OPTION_SCOPES`]).
+fn scope_of(option: &str) -> &'static [Form] {
+    OPTION_SCOPES
+        .iter()
+        .find(|(name, _)| *name == option)
+        .map_or(&[], |(_, forms)| *forms)
+}
+
+/// The name in [`OPTION_SCOPES`] of an option as given (`-w` is `-w/--wheel-dir`).
+fn table_name(arg: &lexopt::Arg) -> Option<&'static str> {
+    use lexopt::Arg::{Long, Short};
+    match arg {
+        Long("wheel-dir") | Short('w') => Some("-w/--wheel-dir"),
+        Short('q') => Some("--quiet"),
+        Long(name) => OPTION_SCOPES
+            .iter()
+            .map(|(option, _)| *option)
+            .find(|option| option.strip_prefix("--") == Some(*name)),
+        _ => None,
+    }
+}
+
+/// The options `form` takes, as `--help` lists them.
+fn options_of(form: Form) -> Vec<&'static str> {
+    OPTION_SCOPES
+        .iter()
+        .filter(|(name, forms)| forms.contains(&form) && !matches!(*name, "--json" | "--quiet"))
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+/// `patch_uwsgi --help`: [`USAGE`] with [`options_by_command`] before the environment.
+pub fn usage() -> String {
+    USAGE.replacen(
+        "\nenvironment:\n",
+        &format!("\n{}\nenvironment:\n", options_by_command()),
+        1,
+    )
+}
+
+/// `--help`'s section on which command takes which option, from [`OPTION_SCOPES`].
+pub fn options_by_command() -> String {
+    let mut text = String::from("options by command (any other is refused, exit 2):\n");
+    for forms in [
+        &[Form::Apply, Form::Check, Form::Diff][..],
+        &[Form::Revert],
+        &[Form::Locate],
+        &[Form::Verify],
+        &[Form::VerifyWheel],
+        &[Form::Bundle],
+    ] {
+        let names: Vec<&str> = forms.iter().map(|f| f.as_str()).collect();
+        let options = options_of(forms[0]);
+        let mut lines = vec![String::new()];
+        for option in if options.is_empty() {
+            vec!["none of its own"]
+        } else {
+            options
+        } {
+            let line = lines.last_mut().expect("one line");
+            if line.len() + option.len() > 70 {
+                lines.push(option.to_string());
+            } else {
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(option);
+            }
+        }
+        text += &format!(
+            "  {:<20} {}\n",
+            names.join(", "),
+            lines.join(&format!("\n{:23}", ""))
+        );
+    }
+    text += "  every command        --json --quiet\n";
+    text
 }
 
 impl Given {
     /// The command with its own arguments, or what is wrong with the line.
     fn into_command(mut self, name: Name) -> Result<Command, String> {
-        if let Some((_, _, message)) = SCOPED
-            .iter()
-            .find(|(present, scope, _)| present(&self) && !scope.admits(&self, name))
-        {
-            return Err((*message).into());
+        let form = Form::of(name, self.wheel.is_some());
+        if let Some(option) = self.seen.iter().find(|o| !scope_of(o).contains(&form)) {
+            let takers: Vec<&str> = scope_of(option).iter().map(|f| f.as_str()).collect();
+            return Err(format!(
+                "{option} does not apply to {}: it is an option of {} only",
+                form.as_str(),
+                takers.join(", ")
+            ));
         }
         let dir = self.dir.take();
         let tree = || dir.clone().unwrap_or_else(|| PathBuf::from("."));
         let mut options = std::mem::take(&mut self.options);
-        if name == Name::Locate && !self.mode_given {
+        if name == Name::Locate && !self.seen.contains(&"--mode") {
             options.plan.mode = ModeChoice::Static;
         }
         let (runtime_python, chosen) = (self.runtime_python.take(), self.command.take());
@@ -387,6 +508,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
     let mut parser = lexopt::Parser::from_args(args);
     let mut given = Given::default();
     while let Some(arg) = parser.next()? {
+        if let Some(option) = table_name(&arg) {
+            if !given.seen.contains(&option) {
+                given.seen.push(option);
+            }
+        }
         let options = &mut given.options;
         match arg {
             Long("help") | Short('h') => return Ok(Parsed::Help),
@@ -397,7 +523,6 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
                 options.plan.search.manylinux_root = Some(parser.value()?.into())
             }
             Long("mode") => {
-                given.mode_given = true;
                 options.plan.mode = choice(
                     "--mode",
                     &parser.value()?.string()?,
@@ -526,6 +651,87 @@ mod tests {
         }
     }
 
+    /// Every option `--help` describes is in the parser's table and the other way round; the
+    /// commands its description names in parentheses (`(verify --wheel) ...`) take it.
+    #[test]
+    fn help_scopes_are_the_parsers() {
+        let help = usage();
+        let options_part =
+            &help[help.find("\noptions:\n").unwrap()..help.find("\noptions by command").unwrap()];
+        let mut described: Vec<(String, String)> = Vec::new();
+        for line in options_part.lines().skip(2) {
+            if let Some(rest) = line.strip_prefix("  -") {
+                let name = format!("-{}", rest.split([' ', ',']).next().unwrap());
+                described.push((name, line.to_string()));
+            } else if let Some(last) = described.last_mut() {
+                last.1 += line;
+            }
+        }
+        let table_name = |name: &str| {
+            if name == "-w" {
+                "-w/--wheel-dir".to_string()
+            } else {
+                name.to_string()
+            }
+        };
+        let mut names: Vec<String> = described
+            .iter()
+            .map(|(n, _)| table_name(n))
+            .filter(|n| n != "--help")
+            .collect();
+        names.sort();
+        let mut table: Vec<String> = OPTION_SCOPES.iter().map(|(n, _)| n.to_string()).collect();
+        table.sort();
+        assert_eq!(names, table, "--help's options against the parser's table");
+        for (name, text) in &described {
+            let scope = scope_of(&table_name(name));
+            for group in text.split('(').skip(1).filter_map(|g| g.split(')').next()) {
+                let forms: Vec<&str> = group.split(", ").collect();
+                let all_forms = forms
+                    .iter()
+                    .all(|f| Form::ALL.iter().any(|form| form.as_str() == *f));
+                if !all_forms {
+                    continue;
+                }
+                for form in forms {
+                    assert!(
+                        scope.iter().any(|s| s.as_str() == form),
+                        "--help says {name} is for {form}, the parser refuses it there"
+                    );
+                }
+            }
+        }
+        // And the parser really refuses outside the table, accepts inside it.
+        let value_of = |option: &str| match option {
+            "--mode" => Some("static"),
+            "--no-pie" => Some("yes"),
+            "--installer" => Some("pip"),
+            "--stdlib" | "--no-release-check" | "--json" | "--quiet" => None,
+            _ => Some("x"),
+        };
+        for (option, forms) in OPTION_SCOPES {
+            for form in Form::ALL {
+                let mut args: Vec<&str> = match form {
+                    Form::VerifyWheel => vec!["verify", "--wheel", "w.whl"],
+                    Form::Bundle => vec!["bundle", "a.whl", "-w", "o"],
+                    other => vec![other.as_str()],
+                };
+                let flag = option.rsplit('/').next().unwrap();
+                if !(flag == "--wheel" && form == Form::VerifyWheel) {
+                    args.push(flag);
+                    args.extend(value_of(flag));
+                }
+                if flag == "--wheel" && form == Form::Verify {
+                    continue; // --wheel makes it verify --wheel
+                }
+                let refused = parsed(&args)
+                    .err()
+                    .is_some_and(|e| e.contains("does not apply"));
+                assert_eq!(refused, !forms.contains(&form), "{args:?}");
+            }
+        }
+    }
+
     fn parsed(args: &[&str]) -> Result<Box<Args>, String> {
         match parse(args.iter().map(OsString::from)) {
             Ok(Parsed::Run(args)) => Ok(args),
@@ -558,26 +764,44 @@ mod tests {
                 &["verify", "--mode", "static"],
                 Some("--mode does not apply"),
             ),
-            (&["apply", "--runtime-python", "p"], Some("verify only")),
+            (
+                &["apply", "--runtime-python", "p"],
+                Some("--runtime-python does not apply to apply: it is an option of verify, verify --wheel only"),
+            ),
+            (
+                &["revert", "--python", "p"],
+                Some("--python does not apply to revert: it is an option of apply, check, diff, locate, verify, verify --wheel, bundle only"),
+            ),
+            (
+                &["locate", "--no-release-check"],
+                Some("--no-release-check does not apply to locate"),
+            ),
+            (&["bundle", "a.whl", "-w", "o", "--mode", "static"], Some("--mode does not apply to bundle")),
+            (&["verify", "--wheel", "w", "--libpython", "a"], Some("--libpython does not apply to verify --wheel")),
+            (&["verify", "--wheel", "w", "--probe", "p"], Some("--probe does not apply to verify --wheel")),
+            (&["verify", "--probe", "p"], Some("--probe does not apply to verify:")),
+            (&["apply", "--wheel", "w"], Some("--wheel does not apply to apply: it is an option of verify --wheel only")),
+            (&["revert", "t", "--json", "-q"], None),
+            (&["verify", "t", "--no-release-check", "--no-pie", "yes"], None),
             (&["bundle", "a.whl", "b.whl", "-w", "out"], None),
             (&["bundle", "a.whl"], Some("needs the wheels and -w OUTDIR")),
-            (&["apply", "-w", "out"], Some("bundle only")),
+            (&["apply", "-w", "out"], Some("-w/--wheel-dir does not apply to apply: it is an option of bundle only")),
             (
                 &["verify", "--wheel", "w.whl", "--command", "myserver"],
                 None,
             ),
             (
                 &["verify", "--command", "myserver"],
-                Some("verify --wheel only"),
+                Some("--command does not apply to verify: it is an option of verify --wheel only"),
             ),
             (&["bundle", "a.whl", "-w", "out", "--stdlib"], None),
             (
                 &["verify", "--installer", "pip"],
-                Some("--installer and --venv are options of verify --wheel only"),
+                Some("--installer does not apply to verify: it is an option of verify --wheel only"),
             ),
             (
                 &["apply", "--venv", "v"],
-                Some("--installer and --venv are options of verify --wheel only"),
+                Some("--venv does not apply to apply"),
             ),
             (
                 &["verify", "--wheel", "w.whl", "--installer", "uv"],
@@ -585,7 +809,7 @@ mod tests {
             ),
             (
                 &["verify", "--stdlib"],
-                Some("--stdlib and --exclude are options of bundle only"),
+                Some("--stdlib does not apply to verify: it is an option of bundle only"),
             ),
         ];
         for (args, want) in cases {

@@ -153,7 +153,7 @@ fn main() -> ExitCode {
     let mut args = match cli::parse(std::env::args_os().skip(1)) {
         Ok(Parsed::Run(args)) => args,
         Ok(Parsed::Help) => {
-            return exit(write_stdout(|o| o.write_all(cli::USAGE.as_bytes())), true)
+            return exit(write_stdout(|o| o.write_all(cli::usage().as_bytes())), true)
         }
         Ok(Parsed::Version) => {
             let version = format!("patch_uwsgi {}\n", env!("CARGO_PKG_VERSION"));
