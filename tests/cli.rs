@@ -242,6 +242,52 @@ fn bad_input_exits_2_names_the_problem_and_changes_nothing() {
 }
 
 #[test]
+fn an_option_of_another_command_exits_2_and_changes_nothing() {
+    let (_tmp, tree) = sample_tree("2.0.31");
+    let patched = run(&[
+        OsStr::new("apply"),
+        tree.as_os_str(),
+        OsStr::new("--mode"),
+        OsStr::new("nolib"),
+        OsStr::new("--probe"),
+        saved_probe("pyenv-cpython-3.12.1.json").as_os_str(),
+    ]);
+    assert_eq!(patched.status.code(), Some(0), "{:?}", texts(&patched));
+    let before = snapshot_dir(&tree);
+    let cases: [(&[&OsStr], &str); 3] = [
+        (
+            &[
+                OsStr::new("revert"),
+                tree.as_os_str(),
+                OsStr::new("--python"),
+                OsStr::new("python3"),
+            ],
+            "--python does not apply to revert",
+        ),
+        (
+            &[OsStr::new("locate"), OsStr::new("--no-release-check")],
+            "--no-release-check does not apply to locate",
+        ),
+        (
+            &[
+                OsStr::new("apply"),
+                tree.as_os_str(),
+                OsStr::new("--stdlib"),
+            ],
+            "--stdlib does not apply to apply",
+        ),
+    ];
+    for (args, wanted) in cases {
+        let out = run(args);
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(wanted), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert_eq!(snapshot_dir(&tree), before, "{args:?} changed the tree");
+    }
+}
+
+#[test]
 fn bad_folders_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("file");
