@@ -42,6 +42,7 @@
 mod cache;
 mod error;
 mod files;
+mod names;
 mod options;
 pub mod plan;
 mod process;

@@ -23,11 +23,7 @@ use libpython::{locate_libpython, Located, SearchOptions, Source};
 use link::needs_no_pie_cached;
 
 /// Path of the plan file inside a uWSGI tree.
-pub const PLAN_FILE: &str = "plugins/python/patch_uwsgi_plan.json";
-
-/// Where the patched plugin writes the runtime finder's C when a static executable is built
-/// (a build artifact, not written by `apply`; `revert` removes it).
-pub const RUNTIME_FINDER_SOURCE: &str = "plugins/python/patch_uwsgi_runtime.c";
+pub const PLAN_FILE: &str = crate::names::PLAN_FILE;
 
 /// How libpython gets into the build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

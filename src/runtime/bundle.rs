@@ -28,6 +28,7 @@ use zip::write::{PreparedZipFile, SimpleFileOptions};
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
 use crate::error::{Error, Result};
+use crate::names::{runtime_folder_for, EXCLUDED_LIST, RUNTIME_FOLDER};
 use crate::options::Options;
 use crate::plan::interpreter::Interpreter;
 use crate::process::{run_bounded, said, Streams};
@@ -226,7 +227,7 @@ fn refused(problem: String) -> Error {
 }
 
 fn seconds_since(start: Instant) -> f64 {
-    crate::runtime::verify::seconds_since(start)
+    super::runs::seconds_since(start)
 }
 
 fn file_name(path: &Path) -> String {
@@ -277,7 +278,7 @@ impl Runtime {
             executable: interp.executable.clone(),
             minor: format!("{major}.{minor}"),
             tag: format!("cp{major}{minor}"),
-            folder: format!("patch_uwsgi_runtime/python{major}.{minor}/"),
+            folder: runtime_folder_for(&format!("{major}.{minor}")),
             lib_dynload: PathBuf::from(lib_dynload),
             platlibdir: interp.platlibdir.clone().unwrap_or_else(|| "lib".into()),
         })
@@ -470,7 +471,7 @@ fn plan(wheel: &Path, stdlib: bool, runtime: &Runtime) -> Result<Plan> {
                 .map_err(|e| format!("corrupt member {name} ({e})"))?;
             let elf = (buffer.starts_with(b"\x7fELF")
                 && !name.ends_with('/')
-                && !name.starts_with("patch_uwsgi_runtime/"))
+                && !name.starts_with(&format!("{RUNTIME_FOLDER}/")))
             .then(|| inspect_elf(buffer));
             Ok(Member {
                 hash: record_hash(buffer),
@@ -516,7 +517,8 @@ fn plan(wheel: &Path, stdlib: bool, runtime: &Runtime) -> Result<Plan> {
 }
 
 fn inspect_elf(data: &[u8]) -> Elf {
-    let finder_mark = BytesRegex::new(r"patch_uwsgi_runtime/python([0-9]+\.[0-9]+)").unwrap();
+    let finder_mark =
+        BytesRegex::new(&format!(r"{RUNTIME_FOLDER}/python([0-9]+\.[0-9]+)")).unwrap();
     let finder_version = BytesRegex::new(r"patch-uwsgi runtime finder ([0-9]+)").unwrap();
     let shared = BytesRegex::new(r"libpython[0-9]\.[0-9]+[a-z]*\.so").unwrap();
     let text = |m: regex::bytes::Match| String::from_utf8_lossy(m.as_bytes()).into_owned();
@@ -772,7 +774,7 @@ fn added_members(
     if !excluded.is_empty() {
         let list: String = excluded.iter().map(|n| format!("{n}\n")).collect();
         sources.push((
-            format!("{}excluded.txt", runtime.folder),
+            format!("{}{EXCLUDED_LIST}", runtime.folder),
             0o644,
             Source::Owned(list.into_bytes()),
         ));
@@ -848,7 +850,7 @@ fn write_wheel(plan: &Plan, added: &AddedMembers, temp: &Path, target: &Path) ->
     let record_name = plan.members[plan.record].name.clone();
     let mut lines = String::new();
     for (index, member) in plan.members.iter().enumerate() {
-        if index == plan.record || member.name.starts_with("patch_uwsgi_runtime/") {
+        if index == plan.record || member.name.starts_with(&format!("{RUNTIME_FOLDER}/")) {
             continue;
         }
         let raw = archive.by_index_raw(index).map_err(|e| failed(&e))?;
@@ -996,4 +998,29 @@ fn replace_all(out_dir: &Path, staged: &mut Vec<(tempfile::TempPath, PathBuf)>) 
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_site_hook_looks_for_the_runtime_folder() {
+        let text = String::from_utf8_lossy(SITE_PTH_TEXT);
+        assert!(text.contains(&format!("== \"{RUNTIME_FOLDER}\"")), "{text}");
+    }
+
+    #[test]
+    fn record_hashes_are_urlsafe_base64_without_padding() {
+        // sha256 of b"" is e3b0c442...; of b"a" is ca978112...: as `python -c "import
+        // hashlib, base64; print(base64.urlsafe_b64encode(hashlib.sha256(b'a').digest()))"`.
+        assert_eq!(
+            record_hash(b""),
+            "sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
+        );
+        assert_eq!(
+            record_hash(b"a"),
+            "sha256=ypeBEsobvcr6wjGzmiPcTaeG7_gUfE5yuYB3ha_uSLs"
+        );
+    }
 }

@@ -6,5 +6,6 @@
 
 pub mod bundle;
 mod install;
+pub mod runs;
 pub mod verify;
 pub mod wheel;

@@ -13,17 +13,41 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::install::{install_wheel, unsupported_tags, VenvLayout};
-use super::verify::{
-    parse_output, run_problem, seconds_since, timed, Baseline, ImportFailure, ImportRun, Step,
-    StepFailure, StepReport, IMPORTS_SCRIPT,
+use super::runs::{
+    parse_output, run_problem, seconds_since, timed, Baseline, ForeignModule, ImportFailure,
+    ImportRun, StepFailure, StepReport, IMPORTS_SCRIPT,
 };
 use crate::error::{Error, Result};
+use crate::names::{EXCLUDED_LIST, MODULES_VARIABLE, RUNTIME_FOLDER};
 use crate::options::{Installer, VerifyOptions};
 use crate::plan::interpreter::Interpreter;
 use crate::process::{run_bounded, said, Streams};
 
 /// Limit for making the venv and for installing the wheel.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The steps of [`verify_wheel`], in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WheelStep {
+    /// Asking the interpreters about themselves.
+    Probe,
+    /// A fresh venv of the runtime Python, and the wheel installed into it.
+    Install,
+    /// Starting the installed programs and importing the modules.
+    Run,
+}
+
+impl WheelStep {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WheelStep::Probe => "probe",
+            WheelStep::Install => "install",
+            WheelStep::Run => "run",
+        }
+    }
+}
 
 /// What [`verify_wheel`] found (also its JSON shape).
 #[derive(Debug, Clone, Serialize)]
@@ -52,16 +76,16 @@ pub struct WheelVerification {
     /// itself, auditwheel's wrapper, a console script), or directly where none is.
     pub runs: Vec<ProgramRun>,
     /// The steps run, with their times.
-    pub steps: Vec<StepReport>,
-    /// The first step that failed, with pip's or the program's own message.
-    pub failure: Option<StepFailure>,
+    pub steps: Vec<StepReport<WheelStep>>,
+    /// The first step that failed, with the installer's or the program's own message.
+    pub failure: Option<StepFailure<WheelStep>>,
     /// Extension modules the installed program imported.
     pub imported: Vec<String>,
     /// Extension modules the build interpreter imports but the installed program could not.
     pub import_failures: Vec<ImportFailure>,
-    /// Modules loaded from the build interpreter's prefix (`error` holds the file), even when
-    /// the runtime is that interpreter: they will be missing on users' machines.
-    pub from_build_prefix: Vec<ImportFailure>,
+    /// Modules loaded from the build interpreter's prefix, even when the runtime is that
+    /// interpreter: they will be missing on users' machines.
+    pub from_build_prefix: Vec<ForeignModule>,
     /// Extension modules the build interpreter cannot import either (not counted).
     pub failing_in_interpreter_too: Vec<ImportFailure>,
     /// Extension modules the wheel's bundle leaves out on purpose (`bundle --exclude`): not
@@ -91,8 +115,8 @@ pub struct ProgramRun {
     pub imported: Vec<String>,
     /// Extension modules the build interpreter imports but this run could not.
     pub import_failures: Vec<ImportFailure>,
-    /// Modules this run loaded from the build interpreter's prefix (`error` holds the file).
-    pub from_build_prefix: Vec<ImportFailure>,
+    /// Modules this run loaded from the build interpreter's prefix.
+    pub from_build_prefix: Vec<ForeignModule>,
     /// Where its standard library came from (its `encodings` package).
     pub stdlib: Option<String>,
     /// Why it did not run to the end, or ran the wrong program.
@@ -104,7 +128,7 @@ pub struct ProgramRun {
 }
 
 impl WheelVerification {
-    fn fail(mut self, step: Step, message: String, started: Instant) -> WheelVerification {
+    fn fail(mut self, step: WheelStep, message: String, started: Instant) -> WheelVerification {
         self.failure = Some(StepFailure { step, message });
         self.seconds = seconds_since(started);
         self.ok = false;
@@ -136,7 +160,7 @@ fn children(dir: &Path) -> Vec<PathBuf> {
 fn runtime_folders(venv: &Path) -> Vec<PathBuf> {
     children(&venv.join("lib"))
         .iter()
-        .flat_map(|python_dir| children(&python_dir.join("site-packages/patch_uwsgi_runtime")))
+        .flat_map(|python_dir| children(&python_dir.join("site-packages").join(RUNTIME_FOLDER)))
         .collect()
 }
 
@@ -144,7 +168,7 @@ fn runtime_folders(venv: &Path) -> Vec<PathBuf> {
 fn excluded_modules(venv: &Path) -> Vec<String> {
     runtime_folders(venv)
         .iter()
-        .filter_map(|runtime| std::fs::read_to_string(runtime.join("excluded.txt")).ok())
+        .filter_map(|runtime| std::fs::read_to_string(runtime.join(EXCLUDED_LIST)).ok())
         .flat_map(|text| {
             text.lines()
                 .map(str::trim)
@@ -237,7 +261,9 @@ fn is_elf(path: &Path) -> bool {
 }
 
 /// The bytes every executable with the runtime finder holds (the folder it looks for).
-const FINDER_MARK: &[u8] = b"/patch_uwsgi_runtime/python";
+fn finder_mark() -> Vec<u8> {
+    format!("/{RUNTIME_FOLDER}/python").into_bytes()
+}
 
 /// The programs among installed files: ELF files that are not shared libraries
 /// (`*.so`, `*.so.N`), those with the runtime finder if any has it.
@@ -249,13 +275,11 @@ fn programs_among(files: &[PathBuf]) -> Vec<PathBuf> {
             !name.ends_with(".so") && !name.contains(".so.") && is_elf(f)
         })
         .collect();
+    let mark = finder_mark();
     let with_finder: Vec<PathBuf> = elf_programs
         .iter()
         .filter(|f| {
-            std::fs::read(f).is_ok_and(|data| {
-                data.windows(FINDER_MARK.len())
-                    .any(|window| window == FINDER_MARK)
-            })
+            std::fs::read(f).is_ok_and(|data| data.windows(mark.len()).any(|window| window == mark))
         })
         .map(|f| f.to_path_buf())
         .collect();
@@ -341,7 +365,7 @@ impl RunChecks<'_> {
                 .arg("--pyrun")
                 .arg(self.script)
                 .current_dir(self.cwd)
-                .env("PATCH_UWSGI_VERIFY_MODULES", self.wanted.ok.join(" "))
+                .env(MODULES_VARIABLE, self.wanted.ok.join(" "))
                 .env("PYTHONDONTWRITEBYTECODE", "1")
                 .env_remove("PYTHONHOME")
                 .env_remove("PYTHONPATH"),
@@ -385,7 +409,7 @@ impl RunChecks<'_> {
     /// the very file the interpreter itself loads, which may sit behind a link. Such a module
     /// is missing wherever that interpreter is not, so the answer in the build container
     /// (cibuildwheel's test-command) is the answer on users' machines.
-    fn taken_from_build_prefix(&self, run: &ImportRun) -> Vec<ImportFailure> {
+    fn taken_from_build_prefix(&self, run: &ImportRun) -> Vec<ForeignModule> {
         let real = |file: &str| {
             std::fs::canonicalize(file)
                 .map(|f| f.display().to_string())
@@ -408,9 +432,10 @@ impl RunChecks<'_> {
                             .iter()
                             .any(|p| file.starts_with(p) || real_file.starts_with(p)))
             })
-            .map(|(module, file)| ImportFailure {
+            .map(|(module, file)| ForeignModule {
                 module: module.clone(),
-                error: file.clone(),
+                file: PathBuf::from(file),
+                via: None,
             })
             .collect()
     }
@@ -543,7 +568,7 @@ pub fn verify_wheel_with_progress(
     options: &VerifyOptions,
     progress: &mut dyn FnMut(&str, f64),
 ) -> Result<WheelVerification> {
-    let mut announce = |steps: &[StepReport]| {
+    let mut announce = |steps: &[StepReport<WheelStep>]| {
         if let Some(step) = steps.last() {
             progress(step.step.as_str(), step.seconds);
         }
@@ -572,7 +597,7 @@ pub fn verify_wheel_with_progress(
         None => None,
     };
     let mut steps = Vec::new();
-    let (interp, runtime) = timed(&mut steps, Step::Probe, |_| -> Result<_> {
+    let (interp, runtime) = timed(&mut steps, WheelStep::Probe, |_| -> Result<_> {
         let interp = given.interpreter("verify")?;
         let runtime = match &options.runtime_python {
             Some(path) => Interpreter::probe(path, given.probe_timeout)?,
@@ -614,7 +639,7 @@ pub fn verify_wheel_with_progress(
     let bin = venv.join("bin");
     let mut before = BTreeSet::new();
     let mut sites_before = BTreeSet::new();
-    let installed = timed(&mut report.steps, Step::Install, |_| -> Result<_> {
+    let installed = timed(&mut report.steps, WheelStep::Install, |_| -> Result<_> {
         // pip decides this from the wheel's tags before it installs anything; so does the
         // built-in installer.
         let file_name = wheel.file_name().unwrap_or_default().to_string_lossy();
@@ -641,7 +666,7 @@ pub fn verify_wheel_with_progress(
     })?;
     announce(&report.steps);
     if let Err(message) = installed {
-        return Ok(report.fail(Step::Install, message, started));
+        return Ok(report.fail(WheelStep::Install, message, started));
     }
     let added: Vec<String> = names_in(&bin).difference(&before).cloned().collect();
     let installed = installed_files(&venv, &sites_before);
@@ -655,7 +680,7 @@ pub fn verify_wheel_with_progress(
                 .map(|f| f.display().to_string())
                 .collect();
             return Ok(report.fail(
-                Step::Install,
+                WheelStep::Install,
                 format!(
                     "the wheel installs no executable to start (ELF files: {}; commands: {})",
                     if elf.is_empty() {
@@ -698,7 +723,7 @@ pub fn verify_wheel_with_progress(
         bundled_stdlib: report.bundled_stdlib.clone(),
         limit,
     };
-    let runs_done = timed(&mut report.steps, Step::Run, |shown| -> Result<_> {
+    let runs_done = timed(&mut report.steps, WheelStep::Run, |shown| -> Result<_> {
         *shown = Some(vec![
             runs.iter()
                 .map(|(c, _)| c.display().to_string())
@@ -733,7 +758,10 @@ pub fn verify_wheel_with_progress(
             .extend(run.import_failures.iter().map(tag));
         report
             .from_build_prefix
-            .extend(run.from_build_prefix.iter().map(tag));
+            .extend(run.from_build_prefix.iter().map(|found| ForeignModule {
+                via: several.then(|| run.started.clone()),
+                ..found.clone()
+            }));
     }
     if let Some(failed) = report.runs.iter().find(|r| r.failure.is_some()) {
         let message = if several {
@@ -745,7 +773,7 @@ pub fn verify_wheel_with_progress(
         } else {
             failed.failure.clone().unwrap_or_default()
         };
-        return Ok(report.fail(Step::Run, message, started));
+        return Ok(report.fail(WheelStep::Run, message, started));
     }
     report.seconds = seconds_since(started);
     report.ok = report.runs.iter().all(|r| r.ok);

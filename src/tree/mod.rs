@@ -13,12 +13,11 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::files::read_optional;
+use crate::names::{RUNTIME_FINDER_OBJECT, RUNTIME_FINDER_SOURCE};
 use crate::options::Options;
 use crate::plan::interpreter::Interpreter;
 use crate::plan::libpython::{Candidate, Source};
-use crate::plan::{
-    LinkPlan, Mode, PieDecision, PlanFile, Target, PLAN_FILE, RUNTIME_FINDER_SOURCE,
-};
+use crate::plan::{LinkPlan, Mode, PieDecision, PlanFile, Target, PLAN_FILE};
 use crate::recipes::support::check_python_support;
 use crate::recipes::text::Doc;
 use crate::recipes::{patch_text, revert_text, FileKind, Outcome, PluginVariant};
@@ -282,8 +281,7 @@ fn prepare(
     }
     // A build of the patched tree wrote the runtime finder's source (and compiled it next to
     // it): revert removes both too.
-    let finder_object = RUNTIME_FINDER_SOURCE.replace(".c", ".o");
-    let finder_files = [RUNTIME_FINDER_SOURCE, finder_object.as_str()];
+    let finder_files = [RUNTIME_FINDER_SOURCE, RUNTIME_FINDER_OBJECT];
     for rel in finder_files.into_iter().filter(|_| plan.is_none()) {
         let finder_path = tree.root.join(rel);
         if let Some(before) = read_optional(&finder_path)? {

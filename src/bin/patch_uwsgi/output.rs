@@ -280,8 +280,13 @@ pub fn print_wheel_verification(
     for found in &w.from_build_prefix {
         writeln!(
             out,
-            "  FAILED {} came from the build prefix: {} (absent on users' machines)",
-            found.module, found.error
+            "  FAILED {} came from the build prefix: {}{} (absent on users' machines)",
+            found.module,
+            found.file.display(),
+            found
+                .via
+                .as_ref()
+                .map_or(String::new(), |via| format!(" (via {})", via.display()))
         )?;
     }
     if !w.from_build_prefix.is_empty() || !w.import_failures.is_empty() {
