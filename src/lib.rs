@@ -31,7 +31,8 @@
 //! | `tree` | [`apply`], [`check`], [`diff`], [`revert`], [`locate`]; `tree::fsio` writes several files all or nothing under the tree's lock |
 //! | `options` | [`Options`], [`VerifyOptions`], and [`Options::interpreter`], the one way an operation gets its interpreter |
 //! | [`plan`] | the link plan and its file; [`plan::interpreter`] (the probe, `probe.py`), [`plan::libpython`] (the archive search), the compiler and the `-no-pie` probe link |
-//! | [`recipes`] | the rewrites of uWSGI's files and their markers, the blocks they insert (`rebuild_guard.py`, `plugin_link_plan.py`, `runtime_finder.c`), the text handling, and [`recipes::support`], the uWSGI-release/CPython table |
+//! | [`recipes`] | the rewrites of uWSGI's files and their markers, the blocks they insert (`rebuild_guard.py`, `plugin_link_plan.py`, `runtime_finder.c`), the text handling |
+//! | [`releases`] | which uWSGI release builds for which CPython, whether a Python is free-threaded, and the checks made from them |
 //! | `cache`, `files` | the cache folder (saved probes, `-no-pie` answers); single-file writes |
 //! | `process`, [`error`](Error) | bounded child processes and what they said; the one error type, which imports nothing of the crate |
 //!
@@ -47,6 +48,7 @@ mod options;
 pub mod plan;
 mod process;
 pub mod recipes;
+pub mod releases;
 pub mod runtime;
 mod tree;
 

@@ -23,7 +23,7 @@ pub struct Options {
     /// How long the interpreter may take to answer the probe.
     pub probe_timeout: Duration,
     /// Refuse a tree whose uWSGI release cannot build for the target Python, and a
-    /// free-threaded Python ([`crate::recipes::support`]). Off only for a uWSGI with support backported
+    /// free-threaded Python ([`crate::releases`]). Off only for a uWSGI with support backported
     /// into an older release, or to exercise the recipes alone.
     pub release_check: bool,
 }

@@ -12,7 +12,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use patch_uwsgi::recipes::support::{MinorSupport, PYTHON_SUPPORT};
+use patch_uwsgi::releases::{MinorSupport, PYTHON_SUPPORT};
 use support::roots::{in_root, launcher_in, run_script, tail, users_root};
 use support::uwsgi::{app, apply_from_tarball, build, manylinux_root, serve_once, uwsgi_source};
 use support::{bin, python_eval, require_python, snapshot_dir, static_python, texts};

@@ -465,7 +465,7 @@ fn print_identifiers(venv: &Path, project: &Path) -> std::process::Output {
 
 /// The example builds exactly cibuildwheel 4.3.5's default Linux identifiers less the
 /// free-threaded ones; each is a CPython that the example's uWSGI release builds for (the
-/// release table of `patch_uwsgi::recipes::support`) on a platform a wheel of the release matrix serves,
+/// release table of `patch_uwsgi::releases`) on a platform a wheel of the release matrix serves,
 /// and each free-threaded one left out is one `patch_uwsgi` refuses.
 #[test]
 fn example_builds_the_default_identifiers_uwsgi_and_the_tool_support() {
@@ -512,12 +512,15 @@ fn example_builds_the_default_identifiers_uwsgi_and_the_tool_support() {
         let digits = tag.trim_start_matches("cp").trim_end_matches('t');
         let python_version = format!("{}.{}.0", &digits[..1], &digits[1..]);
         let abiflags = if free_threaded(id) { "t" } else { "" };
-        let refusal = patch_uwsgi::recipes::support::check_python_support(
+        let refusal = patch_uwsgi::releases::check_python_support(
             tree,
             release,
-            python,
-            &python_version,
-            abiflags,
+            &patch_uwsgi::releases::CheckedPython {
+                path: python,
+                version: &python_version,
+                abiflags,
+                free_threaded: patch_uwsgi::releases::is_free_threaded(abiflags, None),
+            },
         );
         if free_threaded(id) {
             let message = refusal.expect_err(id).to_string();

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::process::{last_lines, run_bounded, said, Streams};
+use crate::releases::{is_free_threaded, CheckedPython};
 
 /// The probe run inside the target interpreter. Valid Python 2.7 and 3.6 – 3.14: no f-strings,
 /// no walrus, only modules every CPython has.
@@ -228,9 +229,19 @@ impl Interpreter {
             .is_some_and(|v| v != "0" && !v.is_empty())
     }
 
-    /// Whether it is a free-threaded build.
+    /// Whether it is a free-threaded build ([`is_free_threaded`]).
     pub fn free_threaded(&self) -> bool {
-        self.config.Py_GIL_DISABLED.as_deref() == Some("1") || self.abiflags.contains('t')
+        is_free_threaded(&self.abiflags, self.config.Py_GIL_DISABLED.as_deref())
+    }
+
+    /// It, as the release checks see it.
+    pub fn checked(&self) -> CheckedPython<'_> {
+        CheckedPython {
+            path: &self.path,
+            version: &self.version,
+            abiflags: &self.abiflags,
+            free_threaded: self.free_threaded(),
+        }
     }
 }
 

@@ -88,6 +88,18 @@ pub struct PythonId {
     pub prefix: String,
 }
 
+impl PythonId {
+    /// It, as the release checks see it (a plan records abiflags, not `Py_GIL_DISABLED`).
+    pub fn checked(&self) -> crate::releases::CheckedPython<'_> {
+        crate::releases::CheckedPython {
+            path: std::path::Path::new(&self.prefix),
+            version: &self.version,
+            abiflags: &self.abiflags,
+            free_threaded: crate::releases::is_free_threaded(&self.abiflags, None),
+        }
+    }
+}
+
 /// How to link the python plugin for one interpreter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkPlan {

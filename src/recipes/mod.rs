@@ -10,10 +10,8 @@
 //! Beside this file: the blocks the recipes insert (`rebuild_guard.py`,
 //! `compile_thread_guard.py`, `plugin_link_plan.py`), the runtime finder's C that the plugin block carries
 //! (`runtime_finder.c`, put in place of a placeholder when the block text is first needed),
-//! the text handling (BOM, line endings: `text`) and the release table ([`support`]). Uses
-//! `error` only.
+//! and the text handling (BOM, line endings: `text`). Uses `error` only.
 
-pub mod support;
 pub(crate) mod text;
 
 use std::path::Path;

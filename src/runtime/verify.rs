@@ -20,7 +20,7 @@ use crate::plan::{
     run_compiler, Compiler, LinkPlan, ModeChoice, PlanOptions,
 };
 use crate::process::run_bounded;
-use crate::recipes::support::{check_free_threaded, check_python_support};
+use crate::releases::{check_free_threaded, check_python_support};
 
 use super::runs::{
     parse_output, run_problem, seconds_since, timed, Baseline, ImportFailure, IMPORTS_SCRIPT,
@@ -253,15 +253,9 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
         _ if !given.release_check => {}
         Some(dir) => {
             let tree = crate::tree::UwsgiTree::open(dir)?;
-            check_python_support(
-                tree.root(),
-                tree.version(),
-                &interp.path,
-                &interp.version,
-                &interp.abiflags,
-            )?;
+            check_python_support(tree.root(), tree.version(), &interp.checked())?;
         }
-        None => check_free_threaded(&interp.path, &interp.version, &interp.abiflags)?,
+        None => check_free_threaded(&interp.checked())?,
     }
     let (plan, located) = timed(&mut steps, Step::Locate, |_| {
         static_plan(&interp, &given.plan)

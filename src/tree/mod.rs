@@ -18,9 +18,9 @@ use crate::options::Options;
 use crate::plan::interpreter::Interpreter;
 use crate::plan::libpython::{Candidate, Source};
 use crate::plan::{LinkPlan, Mode, PieDecision, PlanFile, Target, PLAN_FILE};
-use crate::recipes::support::check_python_support;
 use crate::recipes::text::Doc;
 use crate::recipes::{patch_text, revert_text, FileKind, Outcome, PluginVariant};
+use crate::releases::check_python_support;
 use fsio::{commit, remove_stale_temps, Change, TreeLock};
 
 static VERSION_LINE: LazyLock<Regex> =
@@ -388,25 +388,13 @@ fn make_plan(tree: &UwsgiTree, options: &Options) -> Result<(Option<PathBuf>, Li
     if let Target::Plan(plan) = &options.target {
         let id = &plan.python;
         if options.release_check {
-            check_python_support(
-                &tree.root,
-                &tree.version,
-                Path::new(&id.prefix),
-                &id.version,
-                &id.abiflags,
-            )?;
+            check_python_support(&tree.root, &tree.version, &id.checked())?;
         }
         return Ok((None, (**plan).clone()));
     }
     let interp = options.interpreter("apply")?;
     if options.release_check {
-        check_python_support(
-            &tree.root,
-            &tree.version,
-            &interp.path,
-            &interp.version,
-            &interp.abiflags,
-        )?;
+        check_python_support(&tree.root, &tree.version, &interp.checked())?;
     }
     let plan = LinkPlan::new(&interp, &options.plan)?;
     Ok((Some(interp.path.clone()), plan))

@@ -640,7 +640,7 @@ mod tests {
     #[test]
     fn usage_names_every_first_release_of_the_table() {
         let usage = USAGE.replace('\n', " ");
-        for row in patch_uwsgi::recipes::support::PYTHON_SUPPORT {
+        for row in patch_uwsgi::releases::PYTHON_SUPPORT {
             let first = row.first_release.unwrap();
             assert!(
                 usage.contains(&format!("{}: {first}", row.minor))

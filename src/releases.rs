@@ -1,5 +1,6 @@
-//! Which uWSGI release builds its python plugin for which CPython, and the check `apply`,
-//! `check`, `diff` and `verify` make before anything is built.
+//! Which uWSGI release builds its python plugin for which CPython, whether a Python is
+//! free-threaded (the one place that decides it), and the checks `apply`, `check`, `diff` and
+//! `verify` make before anything is built. Uses `error` only.
 //!
 //! uWSGI learned each new CPython C API in a release of its own. A tree of an older release
 //! patched for a newer Python links nothing: its plugin stops compiling minutes into the build.
@@ -98,32 +99,52 @@ fn cp_tag(minor: &str) -> String {
     format!("cp{}", minor.replace('.', ""))
 }
 
-/// Refuse a free-threaded interpreter (`t` in `sys.abiflags`): no uWSGI release declares
-/// support for it, and the runtime finder and bundle know only the standard layout. (uWSGI
-/// 2.0.31 does build and serve on a free-threaded 3.13.5: `--no-release-check`.) `python` names the interpreter in the message.
-pub fn check_free_threaded(python: &Path, python_version: &str, abiflags: &str) -> Result<()> {
-    if abiflags.contains('t') {
+/// Whether a CPython is a free-threaded build: sysconfig's `Py_GIL_DISABLED` is `1`, or
+/// `sys.abiflags` holds `t` (all a saved plan records). CPython sets both together; either
+/// one is enough here.
+pub fn is_free_threaded(abiflags: &str, gil_disabled: Option<&str>) -> bool {
+    gil_disabled == Some("1") || abiflags.contains('t')
+}
+
+/// The Python a release check is about: what its messages name, and whether it is
+/// free-threaded ([`is_free_threaded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedPython<'a> {
+    /// The interpreter (or, for a saved plan, its prefix), as the messages name it.
+    pub path: &'a Path,
+    /// `X.Y.Z`.
+    pub version: &'a str,
+    /// `sys.abiflags`.
+    pub abiflags: &'a str,
+    /// Whether it is a free-threaded build.
+    pub free_threaded: bool,
+}
+
+/// Refuse a free-threaded interpreter: no uWSGI release declares support for it, and the
+/// runtime finder and bundle know only the standard layout. (uWSGI 2.0.31 does build and serve
+/// on a free-threaded 3.13.5: `--no-release-check`.)
+pub fn check_free_threaded(python: &CheckedPython) -> Result<()> {
+    if python.free_threaded {
         return Err(Error::FreeThreadedPython {
-            python: python.to_path_buf(),
-            version: python_version.to_string(),
-            abiflags: abiflags.to_string(),
+            python: python.path.to_path_buf(),
+            version: python.version.to_string(),
+            abiflags: python.abiflags.to_string(),
             selector: FREE_THREADED_SELECTOR,
         });
     }
     Ok(())
 }
 
-/// Refuse a tree whose uWSGI release cannot build its python plugin for `python_version`
-/// (`X.Y.Z`), and a free-threaded interpreter. Versions the table does not know (newer
-/// releases than the ones checked, development trees) pass.
+/// Refuse a tree whose uWSGI release cannot build its python plugin for `python`, and a
+/// free-threaded interpreter. Versions the table does not know (newer releases than the ones
+/// checked, development trees) pass.
 pub fn check_python_support(
     tree: &Path,
     uwsgi_version: &str,
-    python: &Path,
-    python_version: &str,
-    abiflags: &str,
+    python: &CheckedPython,
 ) -> Result<()> {
-    check_free_threaded(python, python_version, abiflags)?;
+    check_free_threaded(python)?;
+    let python_version = python.version;
     let minor = minor_of(python_version);
     let Some(row) = PYTHON_SUPPORT.iter().find(|row| row.minor == minor) else {
         return Ok(());
@@ -182,6 +203,16 @@ mod tests {
         assert!(release_parts("2.0.25") < release_parts("2.0.25.1"));
     }
 
+    /// A CPython of `version` at `path`, not free-threaded.
+    fn plain<'a>(path: &'a Path, version: &'a str) -> CheckedPython<'a> {
+        CheckedPython {
+            path,
+            version,
+            abiflags: "",
+            free_threaded: false,
+        }
+    }
+
     #[test]
     fn each_row_refuses_the_release_before_and_accepts_the_first() {
         let tree = Path::new("/src/uwsgi");
@@ -207,7 +238,7 @@ mod tests {
             ("master", "3.14.0", None),
         ];
         for (uwsgi, python_version, refused) in table {
-            let got = check_python_support(tree, uwsgi, python, python_version, "");
+            let got = check_python_support(tree, uwsgi, &plain(python, python_version));
             match (refused, got) {
                 (None, Ok(())) => {}
                 (Some(selector), Err(Error::UnsupportedPython { selector: s, .. })) => {
@@ -220,14 +251,9 @@ mod tests {
 
     #[test]
     fn the_message_names_the_tree_the_first_release_and_the_selector() {
-        let err = check_python_support(
-            Path::new("/src/uwsgi"),
-            "2.0.26",
-            Path::new("/opt/python/cp313-cp313/bin/python"),
-            "3.13.5",
-            "",
-        )
-        .unwrap_err();
+        let python = Path::new("/opt/python/cp313-cp313/bin/python");
+        let err = check_python_support(Path::new("/src/uwsgi"), "2.0.26", &plain(python, "3.13.5"))
+            .unwrap_err();
         let message = err.to_string();
         for part in [
             "/src/uwsgi",
@@ -241,22 +267,39 @@ mod tests {
         }
     }
 
+    /// The one place that decides free-threadedness, for every kind of input: a probed
+    /// interpreter (abiflags and `Py_GIL_DISABLED`), a saved plan (abiflags only), and the
+    /// refusal every release gets for it.
     #[test]
     fn free_threaded_pythons_are_refused_whatever_the_release() {
-        for abiflags in ["t", "td"] {
-            let err = check_python_support(
-                Path::new("/src/uwsgi"),
-                "2.0.31",
-                Path::new("/opt/python/cp313-cp313t/bin/python"),
-                "3.13.5",
+        // (abiflags, Py_GIL_DISABLED, free-threaded)
+        let table: &[(&str, Option<&str>, bool)] = &[
+            ("", None, false),
+            ("", Some("0"), false),
+            ("d", None, false),
+            ("m", Some("0"), false),
+            ("t", None, true),
+            ("td", Some("1"), true),
+            ("", Some("1"), true),
+        ];
+        let path = Path::new("/opt/python/cp313-cp313t/bin/python");
+        for &(abiflags, gil_disabled, expected) in table {
+            let free_threaded = is_free_threaded(abiflags, gil_disabled);
+            assert_eq!(free_threaded, expected, "{abiflags:?} {gil_disabled:?}");
+            let python = CheckedPython {
+                path,
+                version: "3.13.5",
                 abiflags,
-            )
-            .unwrap_err();
-            let message = err.to_string();
-            assert!(message.contains("free-threaded"), "{message}");
-            assert!(message.contains("cp31?t-*"), "{message}");
-            assert!(message.contains("cp313-cp313t"), "{message}");
+                free_threaded,
+            };
+            let refused = check_python_support(Path::new("/src/uwsgi"), "2.0.31", &python);
+            assert_eq!(refused.is_err(), expected, "{abiflags:?} {gil_disabled:?}");
+            if let Err(err) = refused {
+                let message = err.to_string();
+                for part in ["free-threaded", "cp31?t-*", "cp313-cp313t"] {
+                    assert!(message.contains(part), "{part}: {message}");
+                }
+            }
         }
-        assert!(check_free_threaded(Path::new("python"), "3.13.5", "d").is_ok());
     }
 }
