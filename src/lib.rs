@@ -28,7 +28,7 @@
 //! | module | what it does |
 //! | --- | --- |
 //! | `runtime` | [`runtime::verify`] (the embedding check, `verify_embed.c`, `verify_imports.py`), [`runtime::bundle`] (the wheel rewrite; `stdlib_zip.py`), [`runtime::wheel`] (`verify --wheel`) |
-//! | `tree` | [`apply`], [`check`], [`diff`], [`revert`], [`locate`]; `tree::fsio` writes several files all or nothing under the tree's lock |
+//! | `tree` | [`apply`], [`check`], [`diff`], [`revert`]; `tree::fsio` writes several files all or nothing under the tree's lock |
 //! | `options` | [`Options`], [`VerifyOptions`], and [`Options::interpreter`], the one way an operation gets its interpreter |
 //! | [`plan`] | the link plan and its file; [`plan::interpreter`] (the probe, `probe.py`), [`plan::libpython`] (the archive search), the compiler and the `-no-pie` probe link |
 //! | [`recipes`] | the rewrites of uWSGI's files and their markers, the blocks they insert (`rebuild_guard.py`, `plugin_link_plan.py`, `runtime_finder.c`), the text handling |
@@ -56,6 +56,7 @@ pub use cache::cache_dir_from;
 pub use error::{Error, Result};
 pub use options::{Installer, Options, VerifyOptions, RUN_TIMEOUT};
 pub use plan::libpython::SearchOptions;
+pub use plan::locate::Location;
 pub use plan::{Compiler, ModeChoice, PieDecision, PlanOptions, Target};
 pub use recipes::{patch_text, revert_text, FileKind, Outcome, PatchedText};
 pub use runtime::bundle::{
@@ -63,7 +64,14 @@ pub use runtime::bundle::{
 };
 pub use runtime::verify::{verify, Verification};
 pub use runtime::wheel::{verify_wheel, verify_wheel_with_progress, WheelVerification};
-pub use tree::{apply, check, diff, locate, revert, FileReport, Location, RecipeReport, Report};
+pub use tree::{apply, check, diff, revert, FileReport, RecipeReport, Report};
+
+/// Probe the target interpreter and find its static libpython (unless the mode is `nolib` or
+/// an automatic `shared`); changes nothing but may extract the archive from manylinux's
+/// tarball.
+pub fn locate(options: &Options) -> Result<Location> {
+    plan::locate::locate_for(options.interpreter("locate")?, &options.plan)
+}
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -6,6 +6,7 @@
 pub mod interpreter;
 pub mod libpython;
 mod link;
+pub mod locate;
 
 pub(crate) use link::{
     describe, failed_with_and_without_no_pie, is_pie_relocation_error, remember_no_pie,

@@ -1,6 +1,6 @@
-//! Operations on a uWSGI source tree: apply, check, diff, revert (and `locate`, the plan
-//! without a tree). Each reads the files, runs the recipes on their text, and writes every
-//! change or none ([`fsio`]). Uses `options`, `plan`, `recipes`, `files` and `error`.
+//! Operations on a uWSGI source tree: apply, check, diff, revert. Each reads the files, runs
+//! the recipes on their text, and writes every change or none ([`fsio`]). Uses `options`,
+//! `plan`, `recipes`, `releases`, `names`, `files` and `error`.
 
 pub(crate) mod fsio;
 
@@ -15,9 +15,7 @@ use crate::error::{Error, Result};
 use crate::files::read_optional;
 use crate::names::{RUNTIME_FINDER_OBJECT, RUNTIME_FINDER_SOURCE};
 use crate::options::Options;
-use crate::plan::interpreter::Interpreter;
-use crate::plan::libpython::{Candidate, Source};
-use crate::plan::{LinkPlan, Mode, PieDecision, PlanFile, Target, PLAN_FILE};
+use crate::plan::{LinkPlan, Mode, PlanFile, Target, PLAN_FILE};
 use crate::recipes::text::Doc;
 use crate::recipes::{patch_text, revert_text, FileKind, Outcome, PluginVariant};
 use crate::releases::check_python_support;
@@ -308,78 +306,6 @@ fn prepare(
         files,
     };
     Ok(Prepared { changes, report })
-}
-
-/// What [`locate`] found. As JSON (`patch_uwsgi locate --json`): `python`, `version`,
-/// `abiflags`, `shared`, `free_threaded`, `mode`, `libpython`, `source`, `libs`, `ldflags`,
-/// `no_pie`, `pie_decision`, `tried` and the whole `probe` (loadable again with
-/// [`Interpreter::load`]).
-#[derive(Debug, Clone)]
-pub struct Location {
-    /// The probed interpreter.
-    pub interpreter: Interpreter,
-    /// The plan for it.
-    pub plan: LinkPlan,
-    /// Every archive candidate looked at, the chosen one last.
-    pub tried: Vec<Candidate>,
-    /// How `-no-pie` was decided (`None` when no archive is planned).
-    pub pie: Option<PieDecision>,
-}
-
-impl Serialize for Location {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Shape<'a> {
-            python: &'a Path,
-            version: &'a str,
-            abiflags: &'a str,
-            shared: bool,
-            free_threaded: bool,
-            mode: &'static str,
-            libpython: Option<&'a Path>,
-            source: Option<Source>,
-            libs: &'a [String],
-            ldflags: &'a [String],
-            no_pie: bool,
-            pie_decision: Option<PieDecision>,
-            tried: &'a [Candidate],
-            probe: &'a Interpreter,
-        }
-        let (interp, plan) = (&self.interpreter, &self.plan);
-        Shape {
-            python: &interp.path,
-            version: &interp.version,
-            abiflags: &interp.abiflags,
-            shared: interp.shared(),
-            free_threaded: interp.free_threaded(),
-            mode: plan.mode.as_str(),
-            libpython: plan.libpython.as_deref(),
-            source: plan.source,
-            libs: &plan.libs,
-            ldflags: &plan.ldflags,
-            no_pie: plan.no_pie,
-            pie_decision: self.pie,
-            tried: &self.tried,
-            probe: interp,
-        }
-        .serialize(serializer)
-    }
-}
-
-/// Probe the target interpreter and find its static libpython (unless the mode is `nolib` or
-/// an automatic `shared`); changes nothing but may extract the archive from manylinux's tarball.
-pub fn locate(options: &Options) -> Result<Location> {
-    let interpreter = options.interpreter("locate")?;
-    let planned = LinkPlan::make(&interpreter, &options.plan)?;
-    Ok(Location {
-        interpreter,
-        plan: planned.plan,
-        pie: planned.pie,
-        tried: planned.located.map(|l| l.tried).unwrap_or_default(),
-    })
 }
 
 /// The plan for the target, after checking that the tree's release builds for it (before any
