@@ -183,7 +183,7 @@ pub enum Error {
     #[error("{operation} needs an interpreter to ask, not a ready link plan: name the Python (--python PATH) or give a saved probe (--probe FILE)")]
     NeedsInterpreter {
         /// The operation asked.
-        operation: &'static str,
+        operation: Operation,
     },
 
     /// The target interpreter could not be found.
@@ -307,5 +307,30 @@ impl Error {
             },
             other => other,
         }
+    }
+}
+
+/// The operation that asked for an interpreter, as [`Error::NeedsInterpreter`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// `apply`, `check` or `diff` (they plan the same way).
+    Apply,
+    /// `locate`.
+    Locate,
+    /// `verify`, with or without `--wheel`.
+    Verify,
+    /// `bundle`.
+    Bundle,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Operation::Apply => "apply",
+            Operation::Locate => "locate",
+            Operation::Verify => "verify",
+            Operation::Bundle => "bundle",
+        })
     }
 }

@@ -53,7 +53,7 @@ pub mod runtime;
 mod tree;
 
 pub use cache::cache_dir_from;
-pub use error::{Error, Result};
+pub use error::{Error, Operation, Result};
 pub use options::{Installer, Options, VerifyOptions, RUN_TIMEOUT};
 pub use plan::libpython::SearchOptions;
 pub use plan::locate::Location;
@@ -70,7 +70,7 @@ pub use tree::{apply, check, diff, revert, FileReport, RecipeReport, Report};
 /// an automatic `shared`); changes nothing but may extract the archive from manylinux's
 /// tarball.
 pub fn locate(options: &Options) -> Result<Location> {
-    plan::locate::locate_for(options.interpreter("locate")?, &options.plan)
+    plan::locate::locate_for(options.interpreter(Operation::Locate)?, &options.plan)
 }
 
 #[doc = include_str!("../README.md")]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
 use crate::plan::interpreter::{find_interpreter, Interpreter, PROBE_TIMEOUT};
 use crate::plan::{PlanOptions, Target};
 
@@ -45,7 +45,7 @@ impl Options {
     /// The target interpreter: probed (bounded by [`Options::probe_timeout`], answered from
     /// the cache folder when nothing changed) unless already probed. A ready plan is refused:
     /// `operation` names the caller in that error.
-    pub fn interpreter(&self, operation: &'static str) -> Result<Interpreter> {
+    pub fn interpreter(&self, operation: Operation) -> Result<Interpreter> {
         let (timeout, cache) = (self.probe_timeout, self.plan.search.cache_dir.as_deref());
         match &self.target {
             Target::OnPath => Interpreter::probe_cached(&find_interpreter(None)?, timeout, cache),
@@ -136,19 +136,19 @@ mod tests {
             target: Target::Probed(Box::new(interp.clone())),
             ..Options::default()
         };
-        assert_eq!(probed.interpreter("locate").unwrap(), interp);
+        assert_eq!(probed.interpreter(Operation::Locate).unwrap(), interp);
         let plan =
             crate::plan::LinkPlan::with_archive(&interp, crate::plan::Mode::Nolib, None, false);
         let planned = Options {
             target: Target::Plan(Box::new(plan)),
             ..Options::default()
         };
-        let err = planned.interpreter("verify").unwrap_err();
+        let err = planned.interpreter(Operation::Verify).unwrap_err();
         assert!(
             matches!(
                 err,
                 Error::NeedsInterpreter {
-                    operation: "verify"
+                    operation: Operation::Verify
                 }
             ),
             "{err:?}"

@@ -2,7 +2,8 @@
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Run `command` to the end, or kill it after `limit`. `Ok(None)` means it was killed, with
@@ -91,9 +92,129 @@ pub(crate) fn said(output: &Output, streams: Streams, lines: Option<usize>) -> S
     }
 }
 
+/// A tool that ran but did not succeed (a compiler, `python -m venv`, pip).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ToolFailure {
+    /// It ended unsuccessfully: its status and what it said (see [`said`]).
+    Ended {
+        /// How it ended.
+        status: ExitStatus,
+        /// What it said.
+        said: String,
+    },
+    /// It ran longer than the limit and was stopped.
+    Stopped {
+        /// The limit.
+        limit: Duration,
+    },
+}
+
+impl ToolFailure {
+    /// What it said, or that it was stopped: the whole message where the tool's own words are
+    /// the message (a compiler's error).
+    pub(crate) fn said(&self) -> String {
+        match self {
+            ToolFailure::Ended { said, .. } => said.clone(),
+            ToolFailure::Stopped { limit } => {
+                format!("did not finish within {} s", limit.as_secs())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ToolFailure {
+    /// `STATUS: WHAT IT SAID`, or `did not finish within N s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ToolFailure::Ended { status, said } => write!(f, "{status}: {said}"),
+            ToolFailure::Stopped { .. } => f.write_str(&self.said()),
+        }
+    }
+}
+
+/// Run a tool to the end within `limit` ([`run_bounded`]). `Err` only when it could not be
+/// started; `Ok(Err(..))` when it ran and failed, with what it said on `streams` (the last
+/// `lines`, or all of it).
+pub(crate) fn run_tool(
+    command: &mut Command,
+    limit: Duration,
+    streams: Streams,
+    lines: Option<usize>,
+) -> crate::error::Result<Result<(), ToolFailure>> {
+    let program = PathBuf::from(command.get_program());
+    let output =
+        run_bounded(command, limit).map_err(|e| crate::error::Error::io("run", &program, e))?;
+    Ok(match output {
+        Some(out) if out.status.success() => Ok(()),
+        Some(out) => Err(ToolFailure::Ended {
+            status: out.status,
+            said: said(&out, streams, lines),
+        }),
+        None => Err(ToolFailure::Stopped { limit }),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tool_failures_say_how_the_tool_ended() {
+        let sh = |script: &str| {
+            let mut command = Command::new("sh");
+            command.args(["-c", script]);
+            command
+        };
+        let limit = Duration::from_secs(10);
+        assert_eq!(
+            run_tool(&mut sh("exit 0"), limit, Streams::Both, None).unwrap(),
+            Ok(())
+        );
+        let failed = run_tool(
+            &mut sh("echo one; echo two; echo three >&2; exit 3"),
+            limit,
+            Streams::Both,
+            Some(2),
+        )
+        .unwrap()
+        .unwrap_err();
+        assert_eq!(failed.said(), "two / three");
+        assert_eq!(failed.to_string(), "exit status: 3: two / three");
+        let stderr_only = run_tool(
+            &mut sh("echo out; echo err >&2; exit 1"),
+            limit,
+            Streams::Stderr,
+            None,
+        )
+        .unwrap()
+        .unwrap_err();
+        assert_eq!(stderr_only.said(), "err");
+        let stopped = run_tool(
+            &mut sh("sleep 5"),
+            Duration::from_millis(200),
+            Streams::Both,
+            None,
+        )
+        .unwrap()
+        .unwrap_err();
+        assert_eq!(
+            stopped,
+            ToolFailure::Stopped {
+                limit: Duration::from_millis(200)
+            }
+        );
+        assert_eq!(stopped.to_string(), "did not finish within 0 s");
+        let missing = run_tool(
+            &mut Command::new("/nonexistent/tool"),
+            limit,
+            Streams::Both,
+            None,
+        );
+        assert!(missing
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/tool"));
+    }
 
     /// Whether a process is gone (or a zombie, waiting for whoever inherited it).
     fn ended(pid: &str) -> bool {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::process::{run_bounded, said, Streams};
+use crate::process::{run_tool, Streams, ToolFailure};
 
 /// How the `-no-pie` question was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,15 +108,15 @@ const COMPILER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Run a compiler command to the end (bounded by [`COMPILER_TIMEOUT`]); `Err(message)` holds
 /// the compiler's own message when it failed.
-pub(crate) fn run_compiler(command: &mut Command) -> Result<std::result::Result<(), String>> {
-    let program = PathBuf::from(command.get_program());
-    match run_bounded(command, COMPILER_TIMEOUT).map_err(|e| Error::io("run", &program, e))? {
-        Some(out) if out.status.success() => Ok(Ok(())),
-        Some(out) => Ok(Err(said(&out, Streams::Stderr, None))),
-        None => Ok(Err(format!(
-            "the compiler did not finish within {} s",
-            COMPILER_TIMEOUT.as_secs()
-        ))),
+pub(crate) fn run_compiler(command: &mut Command) -> Result<std::result::Result<(), ToolFailure>> {
+    run_tool(command, COMPILER_TIMEOUT, Streams::Stderr, None)
+}
+
+/// A compiler's failure as its message: what it said, or that it was stopped.
+pub(crate) fn compiler_said(failure: &ToolFailure) -> String {
+    match failure {
+        ToolFailure::Stopped { .. } => format!("the compiler {}", failure.said()),
+        ToolFailure::Ended { .. } => failure.said(),
     }
 }
 
@@ -125,7 +125,7 @@ fn link(
     dir: &Path,
     extra: &[&str],
     libs: &[String],
-) -> Result<std::result::Result<(), String>> {
+) -> Result<std::result::Result<(), ToolFailure>> {
     let mut command = tool.command();
     command
         .args(extra)
@@ -144,13 +144,13 @@ fn probe_link(tool: &Compiler, libs: &[String]) -> Result<bool> {
         .map_err(|e| Error::io("write", &dir.join("main.c"), e))?;
     let first = match link(tool, dir, &[], libs)? {
         Ok(()) => return Ok(false),
-        Err(message) => message,
+        Err(failure) => compiler_said(&failure),
     };
     match link(tool, dir, &["-no-pie"], libs)? {
         Ok(()) => Ok(true),
         Err(second) => Err(Error::LinkProbe {
             compiler: tool.program.display().to_string(),
-            message: failed_with_and_without_no_pie(&first, &second),
+            message: failed_with_and_without_no_pie(&first, &compiler_said(&second)),
         }),
     }
 }

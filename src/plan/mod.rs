@@ -9,8 +9,8 @@ mod link;
 pub mod locate;
 
 pub(crate) use link::{
-    describe, failed_with_and_without_no_pie, is_pie_relocation_error, remember_no_pie,
-    run_compiler,
+    compiler_said, describe, failed_with_and_without_no_pie, is_pie_relocation_error,
+    remember_no_pie, run_compiler,
 };
 pub use link::{Compiler, PieDecision};
 

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use zip::write::{PreparedZipFile, SimpleFileOptions};
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
 use crate::names::{runtime_folder_for, EXCLUDED_LIST, RUNTIME_FOLDER};
 use crate::options::Options;
 use crate::plan::interpreter::Interpreter;
@@ -256,7 +256,7 @@ struct Runtime {
 
 impl Runtime {
     fn of(options: &Options) -> Result<Runtime> {
-        let mut interp = options.interpreter("bundle")?;
+        let mut interp = options.interpreter(Operation::Bundle)?;
         if interp.lib_dynload.is_none() || interp.platlibdir.is_none() {
             // A saved probe from before `bundle` asked for these: ask the interpreter itself.
             interp = Interpreter::probe(&interp.path, options.probe_timeout)?;

@@ -10,16 +10,16 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
 use crate::names::MODULES_VARIABLE;
 use crate::options::VerifyOptions;
 use crate::plan::interpreter::Interpreter;
 use crate::plan::libpython::{Candidate, Located};
 use crate::plan::{
-    describe, failed_with_and_without_no_pie, is_pie_relocation_error, remember_no_pie,
-    run_compiler, Compiler, LinkPlan, ModeChoice, PlanOptions,
+    compiler_said, describe, failed_with_and_without_no_pie, is_pie_relocation_error,
+    remember_no_pie, run_compiler, Compiler, LinkPlan, ModeChoice, PlanOptions,
 };
-use crate::process::run_bounded;
+use crate::process::{run_bounded, ToolFailure};
 use crate::releases::{check_free_threaded, check_python_support};
 
 use super::runs::{
@@ -206,7 +206,7 @@ impl Program {
         &self,
         compiler: &Compiler,
         interp: &Interpreter,
-    ) -> Result<(std::result::Result<(), String>, Vec<String>)> {
+    ) -> Result<(std::result::Result<(), ToolFailure>, Vec<String>)> {
         let mut compile = compiler.command();
         compile
             .arg("-c")
@@ -224,7 +224,7 @@ impl Program {
         &self,
         compiler: &Compiler,
         plan: &LinkPlan,
-    ) -> Result<(std::result::Result<(), String>, Vec<String>)> {
+    ) -> Result<(std::result::Result<(), ToolFailure>, Vec<String>)> {
         let mut link = compiler.command();
         link.arg("-o")
             .arg(self.path("embed"))
@@ -247,7 +247,9 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     let compiler = &given.plan.compiler;
     let mut steps = Vec::new();
 
-    let interp = timed(&mut steps, Step::Probe, |_| given.interpreter("verify"))?;
+    let interp = timed(&mut steps, Step::Probe, |_| {
+        given.interpreter(Operation::Verify)
+    })?;
     // uWSGI cannot run on this Python at all: say so before linking anything.
     match &options.tree {
         _ if !given.release_check => {}
@@ -292,8 +294,8 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
         *shown = Some(command);
         Ok::<_, Error>(compiled)
     })?;
-    if let Err(message) = compiled {
-        return failed(verification, Step::Compile, message);
+    if let Err(failure) = compiled {
+        return failed(verification, Step::Compile, compiler_said(&failure));
     }
 
     // A PIE relocation error is retried with -no-pie (unless -no-pie was decided by the
@@ -301,14 +303,15 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     let (linked, no_pie_plan) = timed(&mut verification.steps, Step::Link, |shown| {
         let (linked, command) = program.link(compiler, &plan)?;
         *shown = Some(command);
-        match linked {
+        match linked.map_err(|failure| compiler_said(&failure)) {
             Err(first) if given.plan.no_pie.is_none() && is_pie_relocation_error(&first) => {
                 let mut no_pie_plan = plan.clone();
                 no_pie_plan.set_no_pie();
                 let (linked, command) = program.link(compiler, &no_pie_plan)?;
                 *shown = Some(command);
-                let linked =
-                    linked.map_err(|second| failed_with_and_without_no_pie(&first, &second));
+                let linked = linked.map_err(|second| {
+                    failed_with_and_without_no_pie(&first, &compiler_said(&second))
+                });
                 Ok::<_, Error>((linked, Some(no_pie_plan)))
             }
             linked => Ok((linked, None)),

@@ -17,11 +17,11 @@ use super::runs::{
     parse_output, run_problem, seconds_since, timed, Baseline, ForeignModule, ImportFailure,
     ImportRun, StepFailure, StepReport, IMPORTS_SCRIPT,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
 use crate::names::{EXCLUDED_LIST, MODULES_VARIABLE, RUNTIME_FOLDER};
 use crate::options::{Installer, VerifyOptions};
 use crate::plan::interpreter::Interpreter;
-use crate::process::{run_bounded, said, Streams};
+use crate::process::{run_bounded, run_tool, Streams};
 
 /// Limit for making the venv and for installing the wheel.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -192,22 +192,6 @@ fn bundled_stdlib(venv: &Path) -> Option<PathBuf> {
                     .is_some_and(|n| n.to_string_lossy().starts_with("python"))
         })?;
     std::fs::canonicalize(&zip).ok().or(Some(zip))
-}
-
-/// Run `command` to the end (bounded); `Err` holds the last lines of what it said.
-fn run_step(command: &mut Command, limit: Duration) -> Result<std::result::Result<(), String>> {
-    let program = PathBuf::from(command.get_program());
-    Ok(
-        match run_bounded(command, limit).map_err(|e| Error::io("run", &program, e))? {
-            Some(out) if out.status.success() => Ok(()),
-            Some(out) => Err(format!(
-                "{}: {}",
-                out.status,
-                said(&out, Streams::Both, Some(8))
-            )),
-            None => Err(format!("did not finish within {} s", limit.as_secs())),
-        },
-    )
 }
 
 /// The venv's site-packages folders (`lib*/python*/site-packages`).
@@ -511,7 +495,7 @@ fn make_venv(
     installer: Installer,
 ) -> Result<std::result::Result<(), String>> {
     let with_pip = installer == Installer::Pip && !runtime_pip_can_target(python);
-    let made = run_step(
+    let made = run_tool(
         Command::new(python)
             .args(["-m", "venv"])
             .args((!with_pip).then_some("--without-pip"))
@@ -519,8 +503,10 @@ fn make_venv(
             .env_remove("PYTHONHOME")
             .env_remove("PYTHONPATH"),
         INSTALL_TIMEOUT,
+        Streams::Both,
+        Some(8),
     )?;
-    Ok(made.map_err(|message| format!("python -m venv {message}")))
+    Ok(made.map_err(|failure| format!("python -m venv {failure}")))
 }
 
 /// `pip install --no-deps --no-index` of `wheel` into `venv`. The venv's own pip is the one
@@ -543,14 +529,16 @@ fn pip_install(
         pip.args(["-m", "pip"]);
         pip
     };
-    let installed = run_step(
+    let installed = run_tool(
         pip.args(["install", "--no-deps", "--no-index", "-q"])
             .arg(wheel)
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
             .env_remove("PYTHONPATH"),
         INSTALL_TIMEOUT,
+        Streams::Both,
+        Some(8),
     )?;
-    Ok(installed.map_err(|message| format!("pip install {message}")))
+    Ok(installed.map_err(|failure| format!("pip install {failure}")))
 }
 
 /// Install `wheel` into a fresh venv of the runtime Python and check that its executable
@@ -598,7 +586,7 @@ pub fn verify_wheel_with_progress(
     };
     let mut steps = Vec::new();
     let (interp, runtime) = timed(&mut steps, WheelStep::Probe, |_| -> Result<_> {
-        let interp = given.interpreter("verify")?;
+        let interp = given.interpreter(Operation::Verify)?;
         let runtime = match &options.runtime_python {
             Some(path) => Interpreter::probe(path, given.probe_timeout)?,
             None => interp.clone(),

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
 use crate::files::read_optional;
 use crate::names::{RUNTIME_FINDER_OBJECT, RUNTIME_FINDER_SOURCE};
 use crate::options::Options;
@@ -318,7 +318,7 @@ fn make_plan(tree: &UwsgiTree, options: &Options) -> Result<(Option<PathBuf>, Li
         }
         return Ok((None, (**plan).clone()));
     }
-    let interp = options.interpreter("apply")?;
+    let interp = options.interpreter(Operation::Apply)?;
     if options.release_check {
         check_python_support(&tree.root, &tree.version, &interp.checked())?;
     }
