@@ -122,6 +122,40 @@ pub struct Verification {
 }
 
 impl Verification {
+    /// The report before anything was compiled.
+    fn new(
+        interp: &Interpreter,
+        plan: &LinkPlan,
+        located: &Located,
+        compiler: &Compiler,
+        steps: Vec<StepReport<Step>>,
+    ) -> Verification {
+        Verification {
+            python: interp.path.clone(),
+            version: interp.version.clone(),
+            plan: plan.clone(),
+            tried: located.tried.clone(),
+            compiler: compiler.program.clone(),
+            needs_no_pie: false,
+            steps,
+            failure: None,
+            imported: Vec::new(),
+            import_failures: Vec::new(),
+            failing_in_interpreter_too: Vec::new(),
+            builtin_modules: Vec::new(),
+            runtime: None,
+            seconds: 0.0,
+            ok: false,
+        }
+    }
+
+    fn fail(mut self, step: Step, message: String, started: Instant) -> Verification {
+        self.failure = Some(StepFailure { step, message });
+        self.seconds = seconds_since(started);
+        self.ok = false;
+        self
+    }
+
     /// Whether everything linked, ran and imported (also the `ok` field).
     pub fn ok(&self) -> bool {
         self.ok
@@ -219,6 +253,38 @@ impl Program {
         Ok((run_compiler(&mut compile)?, describe(&compile)))
     }
 
+    /// [`Program::link`]; a PIE relocation error is retried with `-no-pie` (unless the caller
+    /// decided `-no-pie`), and when that fails too, the message keeps both linkers' words.
+    /// `shown` gets the last command line.
+    fn link_retrying_no_pie(
+        &self,
+        compiler: &Compiler,
+        plan: &LinkPlan,
+        no_pie: Option<bool>,
+        shown: &mut Option<Vec<String>>,
+    ) -> Result<Linked> {
+        let (linked, command) = self.link(compiler, plan)?;
+        *shown = Some(command);
+        match linked.map_err(|failure| compiler_said(&failure)) {
+            Err(first) if no_pie.is_none() && is_pie_relocation_error(&first) => {
+                let mut no_pie_plan = plan.clone();
+                no_pie_plan.set_no_pie();
+                let (linked, command) = self.link(compiler, &no_pie_plan)?;
+                *shown = Some(command);
+                Ok(Linked {
+                    result: linked.map_err(|second| {
+                        failed_with_and_without_no_pie(&first, &compiler_said(&second))
+                    }),
+                    no_pie_plan: Some(no_pie_plan),
+                })
+            }
+            result => Ok(Linked {
+                result,
+                no_pie_plan: None,
+            }),
+        }
+    }
+
     /// Link as uWSGI does: compiler, -o, LDFLAGS, the objects, then core and plugin LIBS.
     fn link(
         &self,
@@ -246,48 +312,16 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     let given = &options.options;
     let compiler = &given.plan.compiler;
     let mut steps = Vec::new();
-
     let interp = timed(&mut steps, Step::Probe, |_| {
         given.interpreter(Operation::Verify)
     })?;
-    // uWSGI cannot run on this Python at all: say so before linking anything.
-    match &options.tree {
-        _ if !given.release_check => {}
-        Some(dir) => {
-            let tree = crate::tree::UwsgiTree::open(dir)?;
-            check_python_support(tree.root(), tree.version(), &interp.checked())?;
-        }
-        None => check_free_threaded(&interp.checked())?,
-    }
+    refuse_unsupported(options, &interp)?;
     let (plan, located) = timed(&mut steps, Step::Locate, |_| {
         static_plan(&interp, &given.plan)
     })?;
     let program = Program::new()?;
     let baseline = Baseline::start(&interp, limit);
-
-    let mut verification = Verification {
-        python: interp.path.clone(),
-        version: interp.version.clone(),
-        plan: plan.clone(),
-        tried: located.tried.clone(),
-        compiler: compiler.program.clone(),
-        needs_no_pie: false,
-        steps,
-        failure: None,
-        imported: Vec::new(),
-        import_failures: Vec::new(),
-        failing_in_interpreter_too: Vec::new(),
-        builtin_modules: Vec::new(),
-        runtime: None,
-        seconds: 0.0,
-        ok: false,
-    };
-    let failed = |mut v: Verification, step: Step, message: String| {
-        v.failure = Some(StepFailure { step, message });
-        v.seconds = seconds_since(started);
-        v.ok = false;
-        Ok(v)
-    };
+    let mut verification = Verification::new(&interp, &plan, &located, compiler, steps);
 
     let compiled = timed(&mut verification.steps, Step::Compile, |shown| {
         let (compiled, command) = program.compile(compiler, &interp)?;
@@ -295,33 +329,16 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
         Ok::<_, Error>(compiled)
     })?;
     if let Err(failure) = compiled {
-        return failed(verification, Step::Compile, compiler_said(&failure));
+        return Ok(verification.fail(Step::Compile, compiler_said(&failure), started));
     }
-
-    // A PIE relocation error is retried with -no-pie (unless -no-pie was decided by the
-    // caller); when that fails too, the message keeps both linkers' words.
-    let (linked, no_pie_plan) = timed(&mut verification.steps, Step::Link, |shown| {
-        let (linked, command) = program.link(compiler, &plan)?;
-        *shown = Some(command);
-        match linked.map_err(|failure| compiler_said(&failure)) {
-            Err(first) if given.plan.no_pie.is_none() && is_pie_relocation_error(&first) => {
-                let mut no_pie_plan = plan.clone();
-                no_pie_plan.set_no_pie();
-                let (linked, command) = program.link(compiler, &no_pie_plan)?;
-                *shown = Some(command);
-                let linked = linked.map_err(|second| {
-                    failed_with_and_without_no_pie(&first, &compiler_said(&second))
-                });
-                Ok::<_, Error>((linked, Some(no_pie_plan)))
-            }
-            linked => Ok((linked, None)),
-        }
+    let linked = timed(&mut verification.steps, Step::Link, |shown| {
+        program.link_retrying_no_pie(compiler, &plan, given.plan.no_pie, shown)
     })?;
-    if let Some(no_pie_plan) = no_pie_plan {
-        verification.needs_no_pie = linked.is_ok();
+    if let Some(no_pie_plan) = linked.no_pie_plan {
+        verification.needs_no_pie = linked.result.is_ok();
         verification.plan = no_pie_plan;
     }
-    if given.plan.no_pie.is_none() && linked.is_ok() {
+    if given.plan.no_pie.is_none() && linked.result.is_ok() {
         // Spare the `apply` that usually follows its own probe link.
         remember_no_pie(
             compiler,
@@ -331,13 +348,12 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
             verification.needs_no_pie,
         );
     }
-    if let Err(message) = linked {
-        return failed(verification, Step::Link, message);
+    if let Err(message) = linked.result {
+        return Ok(verification.fail(Step::Link, message, started));
     }
 
     let baseline_run = baseline.finish(&interp, limit)?;
     verification.failing_in_interpreter_too = baseline_run.failed.clone();
-
     let exe = program.path("embed");
     let (output, run) = timed(&mut verification.steps, Step::Run, |shown| {
         let (output, command) = run_embedded(&exe, &interp.base_prefix, &baseline_run.ok, limit)?;
@@ -349,20 +365,19 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     verification.imported = run.ok.clone();
     verification.import_failures = run.failed.clone();
     if let Some(message) = run_problem(&output, &run, limit) {
-        return failed(verification, Step::Run, message);
+        return Ok(verification.fail(Step::Run, message, started));
     }
-
     if let Some(runtime_python) = &options.runtime_python {
         let report = timed(&mut verification.steps, Step::Runtime, |shown| {
-            let (report, command) = against_runtime(
-                runtime_python,
-                given.probe_timeout,
-                &interp,
-                &exe,
-                &baseline_run.ok,
-                &run.ok,
+            let embedded = Embedded {
+                interp: &interp,
+                exe: &exe,
+                modules: &baseline_run.ok,
+                imported: &run.ok,
                 limit,
-            )?;
+            };
+            let (report, command) =
+                embedded.against_runtime(runtime_python, given.probe_timeout)?;
             *shown = Some(command);
             Ok::<_, Error>(report)
         })?;
@@ -371,6 +386,27 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     verification.seconds = seconds_since(started);
     verification.ok = verification.compute_ok();
     Ok(verification)
+}
+
+/// uWSGI cannot run on this Python at all: say so before linking anything (the tree's release
+/// with `verify DIR`, a free-threaded Python without).
+fn refuse_unsupported(options: &VerifyOptions, interp: &Interpreter) -> Result<()> {
+    match &options.tree {
+        _ if !options.options.release_check => Ok(()),
+        Some(dir) => {
+            let tree = crate::tree::UwsgiTree::open(dir)?;
+            check_python_support(tree.root(), tree.version(), &interp.checked())
+        }
+        None => check_free_threaded(&interp.checked()),
+    }
+}
+
+/// The link of [`Program::link_retrying_no_pie`].
+struct Linked {
+    /// Linked, or the linker's words (both linkers' after a retry).
+    result: std::result::Result<(), String>,
+    /// The plan with `-no-pie` when the link was retried with it.
+    no_pie_plan: Option<LinkPlan>,
 }
 
 /// The static plan for `interp`; the link in [`verify`] is the probe link, so none is made
@@ -388,42 +424,53 @@ fn static_plan(interp: &Interpreter, given: &PlanOptions) -> Result<(LinkPlan, L
     ))
 }
 
-/// Run the program against `runtime_python`'s stdlib and lib-dynload.
-fn against_runtime(
-    runtime_python: &Path,
-    probe_timeout: Duration,
-    interp: &Interpreter,
-    exe: &Path,
-    modules: &[String],
-    imported: &[String],
+/// The linked program and what its run in the build interpreter's home found.
+struct Embedded<'a> {
+    interp: &'a Interpreter,
+    exe: &'a Path,
+    /// The modules to import (those the build interpreter imports).
+    modules: &'a [String],
+    /// Those the program imported in the build interpreter's home.
+    imported: &'a [String],
     limit: Duration,
-) -> Result<(RuntimeReport, Vec<String>)> {
-    let runtime = Interpreter::probe(runtime_python, probe_timeout)?;
-    let (output, shown) = run_embedded(exe, &runtime.base_prefix, modules, limit)?;
-    let there = parse_output(&output);
-    let mut error = run_problem(&output, &there, limit);
-    if runtime.ld_version() != interp.ld_version() {
-        error.get_or_insert_with(String::new).insert_str(
-            0,
-            &format!(
-                "its stdlib is for Python {}, the archive is {}; ",
-                runtime.ld_version(),
-                interp.ld_version()
-            ),
-        );
+}
+
+impl Embedded<'_> {
+    /// Run the program against `runtime_python`'s stdlib and lib-dynload.
+    fn against_runtime(
+        &self,
+        runtime_python: &Path,
+        probe_timeout: Duration,
+    ) -> Result<(RuntimeReport, Vec<String>)> {
+        let runtime = Interpreter::probe(runtime_python, probe_timeout)?;
+        let (output, shown) =
+            run_embedded(self.exe, &runtime.base_prefix, self.modules, self.limit)?;
+        let there = parse_output(&output);
+        let mut error = run_problem(&output, &there, self.limit);
+        if runtime.ld_version() != self.interp.ld_version() {
+            error.get_or_insert_with(String::new).insert_str(
+                0,
+                &format!(
+                    "its stdlib is for Python {}, the archive is {}; ",
+                    runtime.ld_version(),
+                    self.interp.ld_version()
+                ),
+            );
+        }
+        let builtin_there: BTreeSet<&String> = runtime.builtin_modules.iter().collect();
+        let report = RuntimeReport {
+            python: runtime_python.to_path_buf(),
+            version: runtime.version.clone(),
+            home: runtime.base_prefix.clone(),
+            error,
+            failed: there.failed,
+            builtin_there: self
+                .imported
+                .iter()
+                .filter(|m| builtin_there.contains(m))
+                .cloned()
+                .collect(),
+        };
+        Ok((report, shown))
     }
-    let builtin_there: BTreeSet<&String> = runtime.builtin_modules.iter().collect();
-    let report = RuntimeReport {
-        python: runtime_python.to_path_buf(),
-        version: runtime.version.clone(),
-        home: runtime.base_prefix.clone(),
-        error,
-        failed: there.failed,
-        builtin_there: imported
-            .iter()
-            .filter(|m| builtin_there.contains(m))
-            .cloned()
-            .collect(),
-    };
-    Ok((report, shown))
 }

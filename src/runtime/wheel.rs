@@ -128,6 +128,78 @@ pub struct ProgramRun {
 }
 
 impl WheelVerification {
+    /// The report before anything was installed.
+    fn new(
+        wheel: &Path,
+        interp: &Interpreter,
+        runtime: &Interpreter,
+        options: &VerifyOptions,
+        steps: Vec<StepReport<WheelStep>>,
+    ) -> WheelVerification {
+        WheelVerification {
+            wheel: wheel.to_path_buf(),
+            python: interp.path.clone(),
+            version: interp.version.clone(),
+            runtime_python: runtime.path.clone(),
+            runtime_version: runtime.version.clone(),
+            installer: options.installer,
+            venv: None,
+            executable: None,
+            programs: Vec::new(),
+            runs: Vec::new(),
+            steps,
+            failure: None,
+            imported: Vec::new(),
+            import_failures: Vec::new(),
+            from_build_prefix: Vec::new(),
+            failing_in_interpreter_too: Vec::new(),
+            excluded: Vec::new(),
+            bundled_stdlib: None,
+            stdlib: None,
+            seconds: 0.0,
+            ok: false,
+        }
+    }
+
+    /// The report with its runs: the first run's imports, every run's failures (each naming
+    /// the start that met it when there were several), and the first run that failed.
+    fn with_runs(mut self, runs: Vec<ProgramRun>, started: Instant) -> WheelVerification {
+        let several = runs.len() > 1;
+        if let Some(first) = runs.first() {
+            self.imported = first.imported.clone();
+            self.stdlib = first.stdlib.clone();
+        }
+        for run in &runs {
+            let via = several.then(|| run.started.clone());
+            self.import_failures
+                .extend(run.import_failures.iter().map(|failure| ImportFailure {
+                    module: failure.module.clone(),
+                    error: match &via {
+                        Some(via) => format!("{} (via {})", failure.error, via.display()),
+                        None => failure.error.clone(),
+                    },
+                }));
+            self.from_build_prefix
+                .extend(run.from_build_prefix.iter().map(|found| ForeignModule {
+                    via: via.clone(),
+                    ..found.clone()
+                }));
+        }
+        self.runs = runs;
+        if let Some(failed) = self.runs.iter().find(|r| r.failure.is_some()) {
+            let said = failed.failure.clone().unwrap_or_default();
+            let message = if several {
+                format!("{}: {said}", failed.started.display())
+            } else {
+                said
+            };
+            return self.fail(WheelStep::Run, message, started);
+        }
+        self.seconds = seconds_since(started);
+        self.ok = self.runs.iter().all(|r| r.ok);
+        self
+    }
+
     fn fail(mut self, step: WheelStep, message: String, started: Instant) -> WheelVerification {
         self.failure = Some(StepFailure { step, message });
         self.seconds = seconds_since(started);
@@ -562,9 +634,87 @@ pub fn verify_wheel_with_progress(
         }
     };
     let started = Instant::now();
+    let (wheel, kept_venv) = checked_inputs(wheel, options)?;
     let given = &options.options;
-    let limit = options.run_timeout;
-    // The zip magic only: the wheel itself is read by pip.
+    let mut steps = Vec::new();
+    let (interp, runtime) = timed(&mut steps, WheelStep::Probe, |_| -> Result<_> {
+        let interp = given.interpreter(Operation::Verify)?;
+        let runtime = match &options.runtime_python {
+            Some(path) => Interpreter::probe(path, given.probe_timeout)?,
+            None => interp.clone(),
+        };
+        Ok((interp, runtime))
+    })?;
+    announce(&steps);
+    let baseline = Baseline::start(&interp, options.run_timeout);
+    let mut report = WheelVerification::new(&wheel, &interp, &runtime, options, steps);
+    report.venv = kept_venv.clone();
+
+    let work = tempfile::Builder::new()
+        .prefix("patch-uwsgi-wheel-")
+        .tempdir()
+        .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
+    let venv = kept_venv.unwrap_or_else(|| work.path().join("venv"));
+    let installed = timed(&mut report.steps, WheelStep::Install, |_| {
+        install(&wheel, &runtime, &venv, options.installer)
+    })?;
+    announce(&report.steps);
+    let installed = match installed {
+        Ok(installed) => installed,
+        Err(message) => return Ok(report.fail(WheelStep::Install, message, started)),
+    };
+    let programs = programs_among(&installed.files);
+    let bin = venv.join("bin");
+    let runs = match planned_runs(
+        &programs,
+        &installed.commands,
+        &bin,
+        options.command.as_deref(),
+    ) {
+        Ok(runs) => runs,
+        Err(RunPlanProblem::NoProgram) => {
+            let message = installed.no_program();
+            return Ok(report.fail(WheelStep::Install, message, started));
+        }
+        Err(RunPlanProblem::NoSuchCommand(name)) => {
+            return Err(Error::NoSuchCommand {
+                wheel: wheel.clone(),
+                command: name,
+                commands: installed.commands,
+            })
+        }
+    };
+    report.programs = programs.clone();
+    report.executable = runs.first().map(|r| r.0.clone());
+    report.bundled_stdlib = bundled_stdlib(&venv);
+    report.excluded = excluded_modules(&venv);
+
+    let mut wanted = baseline.finish(&interp, options.run_timeout)?;
+    report.failing_in_interpreter_too = wanted.failed.clone();
+    wanted.ok.retain(|module| !report.excluded.contains(module));
+    let script = work.path().join("imports.py");
+    std::fs::write(&script, IMPORTS_SCRIPT).map_err(|e| Error::io("write", &script, e))?;
+    let checks = RunChecks {
+        interp: &interp,
+        wanted: &wanted,
+        script: &script,
+        cwd: work.path(),
+        bundled_stdlib: report.bundled_stdlib.clone(),
+        limit: options.run_timeout,
+    };
+    let runs_done = timed(&mut report.steps, WheelStep::Run, |shown| {
+        *shown = Some(shown_runs(&runs));
+        runs.iter()
+            .map(|(command, program)| checks.run(command, program.as_deref(), &programs))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    announce(&report.steps);
+    Ok(report.with_runs(runs_done, started))
+}
+
+/// The wheel (absolute) and the venv to keep (absolute), or why they cannot be used: not a
+/// wheel file (only the zip magic is read here), or a `--venv` folder that is there already.
+fn checked_inputs(wheel: &Path, options: &VerifyOptions) -> Result<(PathBuf, Option<PathBuf>)> {
     let mut magic = [0u8; 4];
     let is_wheel = wheel.extension().is_some_and(|x| x == "whl")
         && std::fs::File::open(wheel)
@@ -584,188 +734,88 @@ pub fn verify_wheel_with_progress(
         Some(dir) => Some(std::path::absolute(dir).map_err(|e| Error::io("resolve", dir, e))?),
         None => None,
     };
-    let mut steps = Vec::new();
-    let (interp, runtime) = timed(&mut steps, WheelStep::Probe, |_| -> Result<_> {
-        let interp = given.interpreter(Operation::Verify)?;
-        let runtime = match &options.runtime_python {
-            Some(path) => Interpreter::probe(path, given.probe_timeout)?,
-            None => interp.clone(),
-        };
-        Ok((interp, runtime))
-    })?;
-    announce(&steps);
-    let baseline = Baseline::start(&interp, limit);
-    let mut report = WheelVerification {
-        wheel: wheel.clone(),
-        python: interp.path.clone(),
-        version: interp.version.clone(),
-        runtime_python: runtime.path.clone(),
-        runtime_version: runtime.version.clone(),
-        installer: options.installer,
-        venv: kept_venv.clone(),
-        executable: None,
-        programs: Vec::new(),
-        runs: Vec::new(),
-        steps,
-        failure: None,
-        imported: Vec::new(),
-        import_failures: Vec::new(),
-        from_build_prefix: Vec::new(),
-        failing_in_interpreter_too: Vec::new(),
-        excluded: Vec::new(),
-        bundled_stdlib: None,
-        stdlib: None,
-        seconds: 0.0,
-        ok: false,
-    };
+    Ok((wheel, kept_venv))
+}
 
-    let work = tempfile::Builder::new()
-        .prefix("patch-uwsgi-wheel-")
-        .tempdir()
-        .map_err(|e| Error::io("create a temporary folder in", &std::env::temp_dir(), e))?;
-    let venv = kept_venv.unwrap_or_else(|| work.path().join("venv"));
-    let bin = venv.join("bin");
-    let mut before = BTreeSet::new();
-    let mut sites_before = BTreeSet::new();
-    let installed = timed(&mut report.steps, WheelStep::Install, |_| -> Result<_> {
-        // pip decides this from the wheel's tags before it installs anything; so does the
-        // built-in installer.
-        let file_name = wheel.file_name().unwrap_or_default().to_string_lossy();
-        if let Some(problem) = unsupported_tags(&file_name, &runtime) {
-            if options.installer == Installer::Builtin {
-                return Ok(Err(problem));
-            }
-        }
-        let made = make_venv(&runtime.path, &venv, options.installer)?;
-        if let Err(message) = made {
-            return Ok(Err(message));
-        }
-        before = names_in(&bin);
-        sites_before = site_packages(&venv)
-            .iter()
-            .flat_map(|site| children(site))
-            .collect();
-        match options.installer {
-            Installer::Builtin => Ok(VenvLayout::of(&venv)
-                .and_then(|layout| install_wheel(&wheel, &layout))
-                .map(|_| ())),
-            Installer::Pip => pip_install(&runtime.path, &venv, &wheel),
-        }
-    })?;
-    announce(&report.steps);
-    if let Err(message) = installed {
-        return Ok(report.fail(WheelStep::Install, message, started));
-    }
-    let added: Vec<String> = names_in(&bin).difference(&before).cloned().collect();
-    let installed = installed_files(&venv, &sites_before);
-    let programs = programs_among(&installed);
-    let runs = match planned_runs(&programs, &added, &bin, options.command.as_deref()) {
-        Ok(runs) => runs,
-        Err(RunPlanProblem::NoProgram) => {
-            let elf: Vec<String> = installed
-                .iter()
-                .filter(|f| is_elf(f))
-                .map(|f| f.display().to_string())
-                .collect();
-            return Ok(report.fail(
-                WheelStep::Install,
-                format!(
-                    "the wheel installs no executable to start (ELF files: {}; commands: {})",
-                    if elf.is_empty() {
-                        "none".into()
-                    } else {
-                        elf.join(", ")
-                    },
-                    if added.is_empty() {
-                        "none".into()
-                    } else {
-                        added.join(", ")
-                    }
-                ),
-                started,
-            ));
-        }
-        Err(RunPlanProblem::NoSuchCommand(name)) => {
-            return Err(Error::NoSuchCommand {
-                wheel: wheel.clone(),
-                command: name,
-                commands: added.clone(),
-            })
-        }
-    };
-    report.programs = programs.clone();
-    report.executable = runs.first().map(|r| r.0.clone());
-    report.bundled_stdlib = bundled_stdlib(&venv);
-    report.excluded = excluded_modules(&venv);
+/// What an install put into the venv.
+struct InstalledWheel {
+    /// The commands it added to `bin/`.
+    commands: Vec<String>,
+    /// Every file its RECORD lists.
+    files: Vec<PathBuf>,
+}
 
-    let mut wanted = baseline.finish(&interp, limit)?;
-    report.failing_in_interpreter_too = wanted.failed.clone();
-    wanted.ok.retain(|module| !report.excluded.contains(module));
-    let script = work.path().join("imports.py");
-    std::fs::write(&script, IMPORTS_SCRIPT).map_err(|e| Error::io("write", &script, e))?;
-    let checks = RunChecks {
-        interp: &interp,
-        wanted: &wanted,
-        script: &script,
-        cwd: work.path(),
-        bundled_stdlib: report.bundled_stdlib.clone(),
-        limit,
-    };
-    let runs_done = timed(&mut report.steps, WheelStep::Run, |shown| -> Result<_> {
-        *shown = Some(vec![
-            runs.iter()
-                .map(|(c, _)| c.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" | "),
-            "--pyrun".into(),
-            "<imports script>".into(),
-        ]);
-        runs.iter()
-            .map(|(command, program)| checks.run(command, program.as_deref(), &programs))
-            .collect::<Result<Vec<_>>>()
-    })?;
-    announce(&report.steps);
-    report.runs.extend(runs_done);
-    // The report's own lists: the first run's imports, every run's failures.
-    let several = report.runs.len() > 1;
-    if let Some(first) = report.runs.first() {
-        report.imported = first.imported.clone();
-        report.stdlib = first.stdlib.clone();
-    }
-    for run in &report.runs {
-        let tag = |failure: &ImportFailure| ImportFailure {
-            module: failure.module.clone(),
-            error: if several {
-                format!("{} (via {})", failure.error, run.started.display())
+impl InstalledWheel {
+    /// Why there is nothing to start: the ELF files and commands it installed.
+    fn no_program(&self) -> String {
+        let listed = |items: Vec<String>| {
+            if items.is_empty() {
+                "none".to_string()
             } else {
-                failure.error.clone()
-            },
+                items.join(", ")
+            }
         };
-        report
-            .import_failures
-            .extend(run.import_failures.iter().map(tag));
-        report
-            .from_build_prefix
-            .extend(run.from_build_prefix.iter().map(|found| ForeignModule {
-                via: several.then(|| run.started.clone()),
-                ..found.clone()
-            }));
+        let elf = self
+            .files
+            .iter()
+            .filter(|f| is_elf(f))
+            .map(|f| f.display().to_string())
+            .collect();
+        format!(
+            "the wheel installs no executable to start (ELF files: {}; commands: {})",
+            listed(elf),
+            listed(self.commands.clone())
+        )
     }
-    if let Some(failed) = report.runs.iter().find(|r| r.failure.is_some()) {
-        let message = if several {
-            format!(
-                "{}: {}",
-                failed.started.display(),
-                failed.failure.clone().unwrap_or_default()
-            )
-        } else {
-            failed.failure.clone().unwrap_or_default()
-        };
-        return Ok(report.fail(WheelStep::Run, message, started));
+}
+
+/// A fresh venv of `runtime` at `venv` with `wheel` installed by `installer`; `Ok(Err(..))`
+/// says why the install failed (the report's message).
+fn install(
+    wheel: &Path,
+    runtime: &Interpreter,
+    venv: &Path,
+    installer: Installer,
+) -> Result<std::result::Result<InstalledWheel, String>> {
+    // pip decides this from the wheel's tags before it installs anything; so does the
+    // built-in installer.
+    let file_name = wheel.file_name().unwrap_or_default().to_string_lossy();
+    if let Some(problem) = unsupported_tags(&file_name, runtime) {
+        if installer == Installer::Builtin {
+            return Ok(Err(problem));
+        }
     }
-    report.seconds = seconds_since(started);
-    report.ok = report.runs.iter().all(|r| r.ok);
-    Ok(report)
+    if let Err(message) = make_venv(&runtime.path, venv, installer)? {
+        return Ok(Err(message));
+    }
+    let bin = venv.join("bin");
+    let before = names_in(&bin);
+    let sites_before: BTreeSet<PathBuf> = site_packages(venv)
+        .iter()
+        .flat_map(|site| children(site))
+        .collect();
+    let installed = match installer {
+        Installer::Builtin => VenvLayout::of(venv)
+            .and_then(|layout| install_wheel(wheel, &layout))
+            .map(|_| ()),
+        Installer::Pip => pip_install(&runtime.path, venv, wheel)?,
+    };
+    Ok(installed.map(|()| InstalledWheel {
+        commands: names_in(&bin).difference(&before).cloned().collect(),
+        files: installed_files(venv, &sites_before),
+    }))
+}
+
+/// The run step's command line, for the report.
+fn shown_runs(runs: &[(PathBuf, Option<PathBuf>)]) -> Vec<String> {
+    vec![
+        runs.iter()
+            .map(|(c, _)| c.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "--pyrun".into(),
+        "<imports script>".into(),
+    ]
 }
 
 #[cfg(test)]
