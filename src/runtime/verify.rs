@@ -340,13 +340,9 @@ pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     }
     if given.plan.no_pie.is_none() && linked.result.is_ok() {
         // Spare the `apply` that usually follows its own probe link.
-        remember_no_pie(
-            compiler,
-            &verification.plan.libs,
-            &located.path,
-            given.plan.search.cache_dir.as_deref(),
-            verification.needs_no_pie,
-        );
+        let cache = given.plan.search.cache_dir.as_deref();
+        let (libs, needs) = (&verification.plan.libs, verification.needs_no_pie);
+        remember_no_pie(compiler, libs, &located.path, cache, needs);
     }
     if let Err(message) = linked.result {
         return Ok(verification.fail(Step::Link, message, started));

@@ -407,6 +407,19 @@ struct RunChecks<'a> {
 }
 
 impl RunChecks<'_> {
+    /// Write the imports script, then make every start of `runs`.
+    fn run_all(
+        &self,
+        runs: &[(PathBuf, Option<PathBuf>)],
+        programs: &[PathBuf],
+    ) -> Result<Vec<ProgramRun>> {
+        std::fs::write(self.script, IMPORTS_SCRIPT)
+            .map_err(|e| Error::io("write", self.script, e))?;
+        runs.iter()
+            .map(|(command, program)| self.run(command, program.as_deref(), programs))
+            .collect()
+    }
+
     /// Start `command` as a user would, from a folder of one's own with none of Python's
     /// variables set, importing the wanted modules.
     fn run(
@@ -635,16 +648,8 @@ pub fn verify_wheel_with_progress(
     };
     let started = Instant::now();
     let (wheel, kept_venv) = checked_inputs(wheel, options)?;
-    let given = &options.options;
     let mut steps = Vec::new();
-    let (interp, runtime) = timed(&mut steps, WheelStep::Probe, |_| -> Result<_> {
-        let interp = given.interpreter(Operation::Verify)?;
-        let runtime = match &options.runtime_python {
-            Some(path) => Interpreter::probe(path, given.probe_timeout)?,
-            None => interp.clone(),
-        };
-        Ok((interp, runtime))
-    })?;
+    let (interp, runtime) = timed(&mut steps, WheelStep::Probe, |_| interpreters(options))?;
     announce(&steps);
     let baseline = Baseline::start(&interp, options.run_timeout);
     let mut report = WheelVerification::new(&wheel, &interp, &runtime, options, steps);
@@ -664,13 +669,8 @@ pub fn verify_wheel_with_progress(
         Err(message) => return Ok(report.fail(WheelStep::Install, message, started)),
     };
     let programs = programs_among(&installed.files);
-    let bin = venv.join("bin");
-    let runs = match planned_runs(
-        &programs,
-        &installed.commands,
-        &bin,
-        options.command.as_deref(),
-    ) {
+    let chosen = options.command.as_deref();
+    let runs = match planned_runs(&programs, &installed.commands, &venv.join("bin"), chosen) {
         Ok(runs) => runs,
         Err(RunPlanProblem::NoProgram) => {
             let message = installed.no_program();
@@ -692,24 +692,31 @@ pub fn verify_wheel_with_progress(
     let mut wanted = baseline.finish(&interp, options.run_timeout)?;
     report.failing_in_interpreter_too = wanted.failed.clone();
     wanted.ok.retain(|module| !report.excluded.contains(module));
-    let script = work.path().join("imports.py");
-    std::fs::write(&script, IMPORTS_SCRIPT).map_err(|e| Error::io("write", &script, e))?;
     let checks = RunChecks {
         interp: &interp,
         wanted: &wanted,
-        script: &script,
+        script: &work.path().join("imports.py"),
         cwd: work.path(),
         bundled_stdlib: report.bundled_stdlib.clone(),
         limit: options.run_timeout,
     };
     let runs_done = timed(&mut report.steps, WheelStep::Run, |shown| {
         *shown = Some(shown_runs(&runs));
-        runs.iter()
-            .map(|(command, program)| checks.run(command, program.as_deref(), &programs))
-            .collect::<Result<Vec<_>>>()
+        checks.run_all(&runs, &programs)
     })?;
     announce(&report.steps);
     Ok(report.with_runs(runs_done, started))
+}
+
+/// The build interpreter, and the runtime Python (by default the same).
+fn interpreters(options: &VerifyOptions) -> Result<(Interpreter, Interpreter)> {
+    let given = &options.options;
+    let interp = given.interpreter(Operation::Verify)?;
+    let runtime = match &options.runtime_python {
+        Some(path) => Interpreter::probe(path, given.probe_timeout)?,
+        None => interp.clone(),
+    };
+    Ok((interp, runtime))
 }
 
 /// The wheel (absolute) and the venv to keep (absolute), or why they cannot be used: not a
