@@ -213,51 +213,37 @@ fn writable_dir(dir: &Path) -> bool {
 
 /// Find the static archive for `interp`. Errors list every candidate with its rejection.
 pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result<Located> {
-    let wanted = archive_name(interp);
-    let mut tried: Vec<Candidate> = Vec::new();
+    let mut search = Search {
+        interp,
+        wanted: archive_name(interp),
+        tried: Vec::new(),
+    };
     // An explicit choice is the user's decision: a bad one is an error, not a reason to look on.
     for (given, source) in [
         (&options.explicit, Source::Explicit),
         (&options.env, Source::Env),
     ] {
         if let Some(path) = given {
-            let path = absolute(path);
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_string();
-            // The user may name the archive anything; the magic and file type still count.
-            if let Some(problem) = reject_reason(&path, &name) {
-                return Err(Error::BadLibpython {
-                    path,
-                    problem: format!("{problem} (given by {source})"),
-                });
-            }
-            if name != wanted {
-                return Err(Error::BadLibpython {
-                    path,
-                    problem: format!("named {name}, but {} needs {wanted}", interp.path.display()),
-                });
-            }
-            tried.push(Candidate {
-                path: path.clone(),
-                source,
-                rejected: None,
-            });
-            return Ok(Located {
-                path,
-                source,
-                tried,
-            });
+            return search.given(path, source);
         }
     }
+    for (path, source) in prefix_candidates(interp, &search.wanted) {
+        if let Some(located) = search.try_candidate(path, source) {
+            return Ok(located);
+        }
+    }
+    search.from_tarball(options)
+}
+
+/// The folders an installed CPython keeps its archive in: `LIBPL`, `LIBDIR`, then every
+/// `lib/pythonX.Y/config*` folder of its base prefix.
+fn prefix_candidates(interp: &Interpreter, wanted: &str) -> Vec<(PathBuf, Source)> {
     let mut candidates: Vec<(PathBuf, Source)> = Vec::new();
     if let Some(libpl) = &interp.config.LIBPL {
-        candidates.push((Path::new(libpl).join(&wanted), Source::Libpl));
+        candidates.push((Path::new(libpl).join(wanted), Source::Libpl));
     }
     if let Some(libdir) = &interp.config.LIBDIR {
-        candidates.push((Path::new(libdir).join(&wanted), Source::Libdir));
+        candidates.push((Path::new(libdir).join(wanted), Source::Libdir));
     }
     let lib = Path::new(&interp.base_prefix).join("lib");
     for folder in [
@@ -283,120 +269,135 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
             candidates.extend(
                 configs
                     .into_iter()
-                    .map(|c| (c.join(&wanted), Source::PrefixGlob)),
+                    .map(|c| (c.join(wanted), Source::PrefixGlob)),
             );
         }
     }
-    for (path, source) in candidates {
-        if tried.iter().any(|c| c.path == path) {
-            continue;
+    candidates
+}
+
+/// One search: the archive name wanted and every candidate looked at so far.
+struct Search<'a> {
+    interp: &'a Interpreter,
+    wanted: String,
+    tried: Vec<Candidate>,
+}
+
+impl Search<'_> {
+    /// The archive the user named (`--libpython`, `PATCH_UWSGI_LIBPYTHON`): it must be a
+    /// usable archive of the wanted name, whatever else is around.
+    fn given(mut self, path: &Path, source: Source) -> Result<Located> {
+        let path = absolute(path);
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        // The user may name the archive anything; the magic and file type still count.
+        if let Some(problem) = reject_reason(&path, &name) {
+            return Err(Error::BadLibpython {
+                path,
+                problem: format!("{problem} (given by {source})"),
+            });
         }
-        let rejected = reject_reason(&path, &wanted);
-        let ok = rejected.is_none();
-        tried.push(Candidate {
-            path: path.clone(),
+        if name != self.wanted {
+            return Err(Error::BadLibpython {
+                path,
+                problem: format!(
+                    "named {name}, but {} needs {}",
+                    self.interp.path.display(),
+                    self.wanted
+                ),
+            });
+        }
+        Ok(self.found(path, source, None))
+    }
+
+    /// Look at `path` (once): the archive when it is usable, else its rejection is kept.
+    fn try_candidate(&mut self, path: PathBuf, source: Source) -> Option<Located> {
+        if self.tried.iter().any(|c| c.path == path) {
+            return None;
+        }
+        let rejected = reject_reason(&path, &self.wanted);
+        if rejected.is_none() {
+            return Some(self.found(path, source, None));
+        }
+        self.tried.push(Candidate {
+            path,
             source,
             rejected,
         });
-        if ok {
-            return Ok(Located {
-                path,
-                source,
-                tried,
-            });
+        None
+    }
+
+    /// The search ends at `path` (with `via`, the file looked at last, when it differs).
+    fn found(&mut self, path: PathBuf, source: Source, via: Option<PathBuf>) -> Located {
+        self.tried.push(Candidate {
+            path: via.unwrap_or_else(|| path.clone()),
+            source,
+            rejected: None,
+        });
+        Located {
+            path,
+            source,
+            tried: std::mem::take(&mut self.tried),
         }
     }
-    // manylinux: the archive is only inside the tarball, under the folder the interpreter's
-    // real prefix is named after (`cpython-3.14.0` and `cpython-3.14.0-nogil` stay apart).
-    let root = options
-        .manylinux_root
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(MANYLINUX_ROOT));
-    let tarball = root.join(MANYLINUX_TARBALL);
-    let prefix_name = Path::new(&interp.base_prefix)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let member = format!("{prefix_name}/lib/{wanted}");
-    let cache = options.cache_dir.as_ref().map(|dir| dir.join(&member));
-    if let Some(cache) = cache
-        .as_ref()
-        .filter(|c| !tried.iter().any(|t| &t.path == *c))
-    {
-        let cache = cache.clone();
-        let rejected = reject_reason(&cache, &wanted);
-        let ok = rejected.is_none();
-        tried.push(Candidate {
-            path: cache.clone(),
+
+    /// The search ends with nothing usable: `path` was the last candidate, `rejected` why.
+    fn not_found(mut self, path: PathBuf, rejected: String) -> Error {
+        self.tried.push(Candidate {
+            path,
             source: Source::ManylinuxTarball,
-            rejected,
+            rejected: Some(rejected),
         });
-        if ok {
-            return Ok(Located {
-                path: cache,
-                source: Source::ManylinuxTarball,
-                tried,
-            });
+        Error::NoLibpython {
+            python: self.interp.path.clone(),
+            wanted: self.wanted,
+            tried: lines(&self.tried),
         }
     }
-    if !tarball.is_file() {
-        let rejected = Some("does not exist".to_string());
-        tried.push(Candidate {
-            path: tarball,
-            source: Source::ManylinuxTarball,
-            rejected,
-        });
-        return Err(Error::NoLibpython {
-            python: interp.path.clone(),
-            wanted,
-            tried: lines(&tried),
-        });
-    }
-    let prefix_lib = Path::new(&interp.base_prefix).join("lib");
-    let dest = match cache {
-        _ if writable_dir(&prefix_lib) => prefix_lib.join(&wanted),
-        Some(cache) => cache,
-        None => {
-            tried.push(Candidate {
-                path: prefix_lib.join(&wanted),
-                source: Source::ManylinuxTarball,
-                rejected: Some(
+
+    /// manylinux: the archive is only inside the tarball, under the folder the interpreter's
+    /// real prefix is named after (`cpython-3.14.0` and `cpython-3.14.0-nogil` stay apart).
+    /// A copy extracted into the cache folder before is used as it is.
+    fn from_tarball(mut self, options: &SearchOptions) -> Result<Located> {
+        let root = options
+            .manylinux_root
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(MANYLINUX_ROOT));
+        let tarball = root.join(MANYLINUX_TARBALL);
+        let prefix_name = Path::new(&self.interp.base_prefix)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let member = format!("{prefix_name}/lib/{}", self.wanted);
+        let cache = options.cache_dir.as_ref().map(|dir| dir.join(&member));
+        if let Some(cache) = &cache {
+            if let Some(located) = self.try_candidate(cache.clone(), Source::ManylinuxTarball) {
+                return Ok(located);
+            }
+        }
+        if !tarball.is_file() {
+            return Err(self.not_found(tarball, "does not exist".into()));
+        }
+        let prefix_lib = Path::new(&self.interp.base_prefix).join("lib");
+        let dest = match cache {
+            _ if writable_dir(&prefix_lib) => prefix_lib.join(&self.wanted),
+            Some(cache) => cache,
+            None => {
+                let path = prefix_lib.join(&self.wanted);
+                return Err(self.not_found(
+                    path,
                     "the archive is in the tarball, but this folder is not writable and no \
                      cache folder was given to extract it into"
-                        .to_string(),
-                ),
-            });
-            return Err(Error::NoLibpython {
-                python: interp.path.clone(),
-                wanted,
-                tried: lines(&tried),
-            });
-        }
-    };
-    match extract_member(&tarball, &member, &dest) {
-        Ok(()) => {
-            tried.push(Candidate {
-                path: tarball,
-                source: Source::ManylinuxTarball,
-                rejected: None,
-            });
-            Ok(Located {
-                path: dest,
-                source: Source::ManylinuxTarball,
-                tried,
-            })
-        }
-        Err(problem) => {
-            tried.push(Candidate {
-                path: tarball,
-                source: Source::ManylinuxTarball,
-                rejected: Some(problem),
-            });
-            Err(Error::NoLibpython {
-                python: interp.path.clone(),
-                wanted,
-                tried: lines(&tried),
-            })
+                        .into(),
+                ));
+            }
+        };
+        match extract_member(&tarball, &member, &dest) {
+            Ok(()) => Ok(self.found(dest, Source::ManylinuxTarball, Some(tarball))),
+            Err(problem) => Err(self.not_found(tarball, problem)),
         }
     }
 }
