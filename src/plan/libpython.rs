@@ -232,7 +232,7 @@ pub fn locate_libpython(interp: &Interpreter, options: &SearchOptions) -> Result
             return Ok(located);
         }
     }
-    search.from_tarball(options)
+    search.in_tarball(options)
 }
 
 /// The folders an installed CPython keeps its archive in: `LIBPL`, `LIBDIR`, then every
@@ -361,7 +361,7 @@ impl Search<'_> {
     /// manylinux: the archive is only inside the tarball, under the folder the interpreter's
     /// real prefix is named after (`cpython-3.14.0` and `cpython-3.14.0-nogil` stay apart).
     /// A copy extracted into the cache folder before is used as it is.
-    fn from_tarball(mut self, options: &SearchOptions) -> Result<Located> {
+    fn in_tarball(mut self, options: &SearchOptions) -> Result<Located> {
         let root = options
             .manylinux_root
             .clone()

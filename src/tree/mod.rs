@@ -181,8 +181,11 @@ fn prepare(
     plan: Option<&LinkPlan>,
     changed_outcome: Outcome,
 ) -> Result<Prepared> {
-    let mut changes = Vec::new();
-    let mut files = Vec::new();
+    let mut changes = Changes {
+        changes: Vec::new(),
+        files: Vec::new(),
+        changed_outcome,
+    };
     let mut plugin_variant = PluginVariant::Unknown;
     for file in FileKind::ALL {
         let (path, before, text) = read_tree_file(tree, file)?;
@@ -203,96 +206,37 @@ fn prepare(
                 (upstream, Vec::new())
             }
         };
-        let changed = after.as_bytes() != before.as_slice();
-        let recipes = recipes
-            .into_iter()
-            .map(|(id, outcome)| RecipeReport {
-                id,
-                outcome: match outcome {
-                    Outcome::Applied if changed => changed_outcome,
-                    Outcome::Applied => Outcome::Unchanged,
-                    other => other,
-                },
-            })
-            .collect();
-        files.push(FileReport {
-            path: file.rel_path().to_string(),
-            outcome: if changed {
-                changed_outcome
-            } else {
-                Outcome::Unchanged
-            },
-            recipes,
-        });
-        if changed {
-            changes.push(Change {
-                path,
-                before: Some(before),
-                after: Some(after.into_bytes()),
-            });
-        }
+        let change = Change {
+            path,
+            before: Some(before),
+            after: Some(after.into_bytes()),
+        };
+        changes.add(file.rel_path(), change, recipes);
     }
     let plan_path = tree.root.join(PLAN_FILE);
     let plan_before = read_optional(&plan_path)?;
     let plan_after = match plan {
-        Some(plan) => {
-            let existing = match &plan_before {
-                Some(bytes) => {
-                    let text = std::str::from_utf8(bytes).map_err(|e| Error::BadPlan {
-                        path: plan_path.clone(),
-                        problem: e.to_string(),
-                    })?;
-                    Some(PlanFile::parse(text, &plan_path)?)
-                }
-                None => None,
-            };
-            // Keep the file byte-identical when the plan for this Python is already there.
-            match existing {
-                Some(existing) if existing.plan_for(&plan.python) == Some(plan) => {
-                    plan_before.clone()
-                }
-                existing => Some(
-                    PlanFile::with_plan(existing.as_ref(), plan.clone())
-                        .to_text()
-                        .into_bytes(),
-                ),
-            }
-        }
+        Some(plan) => plan_file_bytes(&plan_path, plan_before.as_deref(), plan)?,
         None => None,
     };
-    let plan_changed = plan_after != plan_before;
-    files.push(FileReport {
-        path: PLAN_FILE.to_string(),
-        outcome: if plan_changed {
-            changed_outcome
-        } else {
-            Outcome::Unchanged
-        },
-        recipes: Vec::new(),
-    });
-    if plan_changed {
-        changes.push(Change {
-            path: plan_path,
-            before: plan_before,
-            after: plan_after,
-        });
-    }
+    let change = Change {
+        path: plan_path,
+        before: plan_before,
+        after: plan_after,
+    };
+    changes.add(PLAN_FILE, change, Vec::new());
     // A build of the patched tree wrote the runtime finder's source (and compiled it next to
     // it): revert removes both too.
     let finder_files = [RUNTIME_FINDER_SOURCE, RUNTIME_FINDER_OBJECT];
     for rel in finder_files.into_iter().filter(|_| plan.is_none()) {
         let finder_path = tree.root.join(rel);
         if let Some(before) = read_optional(&finder_path)? {
-            files.push(FileReport {
-                path: rel.to_string(),
-                outcome: changed_outcome,
-                recipes: Vec::new(),
-            });
-            changes.push(Change {
+            let change = Change {
                 path: finder_path,
                 before: Some(before),
                 after: None,
-            });
+            };
+            changes.add(rel, change, Vec::new());
         }
     }
     let report = Report {
@@ -303,9 +247,77 @@ fn prepare(
         libpython: plan.and_then(|p| p.libpython.clone()),
         plan: plan.cloned(),
         plugin_variant,
-        files,
+        files: changes.files,
     };
-    Ok(Prepared { changes, report })
+    Ok(Prepared {
+        changes: changes.changes,
+        report,
+    })
+}
+
+/// The changes [`prepare`] collects, and the report line of each file looked at.
+struct Changes {
+    changes: Vec<Change>,
+    files: Vec<FileReport>,
+    /// What a change is called in the report (`applied`, `reverted`).
+    changed_outcome: Outcome,
+}
+
+impl Changes {
+    /// Report the file at `rel` (with its recipes' outcomes), and keep `change` if it changes
+    /// anything.
+    fn add(&mut self, rel: &str, change: Change, recipes: Vec<(&'static str, Outcome)>) {
+        let changed = change.after != change.before;
+        let outcome = |outcome| match outcome {
+            Outcome::Applied if changed => self.changed_outcome,
+            Outcome::Applied => Outcome::Unchanged,
+            other => other,
+        };
+        let recipes = recipes
+            .into_iter()
+            .map(|(id, recipe)| RecipeReport {
+                id,
+                outcome: outcome(recipe),
+            })
+            .collect();
+        self.files.push(FileReport {
+            path: rel.to_string(),
+            outcome: outcome(Outcome::Applied),
+            recipes,
+        });
+        if changed {
+            self.changes.push(change);
+        }
+    }
+}
+
+/// The plan file's new bytes with `plan` in it (the plans for other Pythons kept); the same
+/// bytes when the plan for this Python is already there.
+fn plan_file_bytes(
+    plan_path: &Path,
+    before: Option<&[u8]>,
+    plan: &LinkPlan,
+) -> Result<Option<Vec<u8>>> {
+    let existing = match before {
+        Some(bytes) => {
+            let text = std::str::from_utf8(bytes).map_err(|e| Error::BadPlan {
+                path: plan_path.to_path_buf(),
+                problem: e.to_string(),
+            })?;
+            Some(PlanFile::parse(text, plan_path)?)
+        }
+        None => None,
+    };
+    Ok(match existing {
+        Some(existing) if existing.plan_for(&plan.python) == Some(plan) => {
+            before.map(<[u8]>::to_vec)
+        }
+        existing => Some(
+            PlanFile::with_plan(existing.as_ref(), plan.clone())
+                .to_text()
+                .into_bytes(),
+        ),
+    })
 }
 
 /// The plan for the target, after checking that the tree's release builds for it (before any
