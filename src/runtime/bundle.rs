@@ -119,33 +119,8 @@ pub fn bundle_with_progress(
     let start = Instant::now();
     let runtime = Runtime::of(&bundle_options.options)?;
     progress("probe", seconds_since(start));
-    let excluded: Vec<String> = {
-        let mut names: Vec<String> = bundle_options
-            .exclude
-            .iter()
-            .filter(|n| !n.is_empty())
-            .cloned()
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-    };
     let modules = runtime.modules()?;
-    let unknown: Vec<&str> = excluded
-        .iter()
-        .filter(|n| !modules.iter().any(|(m, _)| m == *n))
-        .map(String::as_str)
-        .collect();
-    if !unknown.is_empty() {
-        let mut available: Vec<&str> = modules.iter().map(|(m, _)| m.as_str()).collect();
-        available.dedup();
-        return Err(refused(format!(
-            "--exclude {}: not an extension module of {} (its lib-dynload has: {})",
-            unknown.join(","),
-            runtime.executable,
-            available.join(" ")
-        )));
-    }
+    let excluded = excluded_names(&bundle_options.exclude, &modules, &runtime)?;
     if out_dir.exists() && !out_dir.is_dir() {
         return Err(refused(format!(
             "{}: the output folder is a file",
@@ -181,44 +156,85 @@ pub fn bundle_with_progress(
     // A missing output folder is made, as `pip wheel -w` and `auditwheel repair -w` do, once
     // every wheel is known to be good; it goes again if the bundle fails.
     let created = make_folders(out_dir)?;
+    let counts = (module_count, stdlib.as_ref().map_or(0, |s| s.1));
+    match write_all(wheels, &planned, &added, out_dir, counts, progress) {
+        Ok(report) => Ok(BundleReport {
+            runtime: runtime.folder.clone(),
+            excluded,
+            wheels: report,
+        }),
+        Err(err) => {
+            remove_folders(&created);
+            Err(err)
+        }
+    }
+}
+
+/// The `--exclude` names, sorted and once each; a name that is not one of the interpreter's
+/// extension modules is refused.
+fn excluded_names(
+    exclude: &[String],
+    modules: &[(String, String)],
+    runtime: &Runtime,
+) -> Result<Vec<String>> {
+    let mut excluded: Vec<String> = exclude.iter().filter(|n| !n.is_empty()).cloned().collect();
+    excluded.sort();
+    excluded.dedup();
+    let unknown: Vec<&str> = excluded
+        .iter()
+        .filter(|n| !modules.iter().any(|(m, _)| m == *n))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let mut available: Vec<&str> = modules.iter().map(|(m, _)| m.as_str()).collect();
+        available.dedup();
+        return Err(refused(format!(
+            "--exclude {}: not an extension module of {} (its lib-dynload has: {})",
+            unknown.join(","),
+            runtime.executable,
+            available.join(" ")
+        )));
+    }
+    Ok(excluded)
+}
+
+/// Write every bundled wheel next to its target in `out_dir`, then put them all in place or
+/// none ([`replace_all`]); on an error the staged files are gone. `counts`: the modules and
+/// standard-library modules added, for the report.
+fn write_all(
+    wheels: &[PathBuf],
+    planned: &[Plan],
+    added: &AddedMembers,
+    out_dir: &Path,
+    counts: (usize, usize),
+    progress: &mut dyn FnMut(&str, f64),
+) -> Result<Vec<BundledWheel>> {
     let mut staged: Vec<(tempfile::TempPath, PathBuf)> = Vec::new();
     let mut report = Vec::new();
-    let written = (|| -> Result<()> {
-        let umask = current_umask();
-        for (wheel, plan) in wheels.iter().zip(&planned) {
-            let start = Instant::now();
-            let target = out_dir.join(wheel.file_name().unwrap_or_default());
-            let temp = stage(out_dir)?;
-            set_mode(&temp, 0o666 & !umask)?;
-            let bytes_after = write_wheel(plan, &added, &temp, &target)?;
-            report.push(BundledWheel {
-                wheel: wheel.clone(),
-                output: target.clone(),
-                executables: plan.embedding.clone(),
-                modules: module_count,
-                stdlib_modules: stdlib.as_ref().map_or(0, |s| s.1),
-                bytes_before: plan.bytes.len() as u64,
-                bytes_after,
-            });
-            staged.push((temp, target));
-            progress(&format!("write {}", file_name(wheel)), seconds_since(start));
-        }
+    let umask = current_umask();
+    for (wheel, plan) in wheels.iter().zip(planned) {
         let start = Instant::now();
-        replace_all(out_dir, &mut staged)?;
-        progress("rename", seconds_since(start));
-        Ok(())
-    })();
-    if let Err(err) = written {
-        // The staged files go with their TempPath; the folders this run made go too.
-        drop(staged);
-        remove_folders(&created);
-        return Err(err);
+        let target = out_dir.join(wheel.file_name().unwrap_or_default());
+        let temp = stage(out_dir)?;
+        staged.push((temp, target.clone()));
+        let temp = &staged.last().expect("just staged").0;
+        set_mode(temp, 0o666 & !umask)?;
+        let bytes_after = write_wheel(plan, added, temp, &target)?;
+        report.push(BundledWheel {
+            wheel: wheel.clone(),
+            output: target,
+            executables: plan.embedding.clone(),
+            modules: counts.0,
+            stdlib_modules: counts.1,
+            bytes_before: plan.bytes.len() as u64,
+            bytes_after,
+        });
+        progress(&format!("write {}", file_name(wheel)), seconds_since(start));
     }
-    Ok(BundleReport {
-        runtime: runtime.folder.clone(),
-        excluded,
-        wheels: report,
-    })
+    let start = Instant::now();
+    replace_all(out_dir, &mut staged)?;
+    progress("rename", seconds_since(start));
+    Ok(report)
 }
 
 /// A bundle refusal ([`Error::Bundle`]).
