@@ -17,8 +17,9 @@ use super::bundle::{check_record, csv_fields, current_umask, on_all_cores, recor
 use crate::error::Error;
 use crate::plan::interpreter::Interpreter;
 
-/// What [`install_wheel`] wrote (paths as RECORD names them: relative to site-packages).
+/// What [`install_wheel`] wrote. Its callers read the venv itself; the tests read this.
 #[derive(Debug, Default)]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(super) struct Installed {
     /// The console and GUI scripts made from `entry_points.txt`.
     pub(super) launchers: Vec<String>,
@@ -105,92 +106,139 @@ pub(super) fn install_wheel(
         .map(|name| name.map(|n| n.into_owned()))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| format!("{shown}: not a readable wheel (zip): {e}"))?;
-    let layout = wheel_layout(wheel, &archive, &names)?;
-    let umask = current_umask();
-    // Every member read once on all cores: the CRC checked as it is read (a truncated or
-    // damaged member fails here), its RECORD hash taken, and written where it belongs.
-    let written = on_all_cores(
-        archive.len(),
-        || (archive.clone(), Vec::new()),
-        |(archive, buffer), index| -> std::result::Result<(Member, Option<String>), String> {
-            let mut file = archive.by_index(index).map_err(|e| e.to_string())?;
-            let name = file.name().map_err(|e| e.to_string())?.into_owned();
-            let executable = file.unix_mode().is_some_and(|mode| mode & 0o111 != 0);
-            buffer.clear();
-            file.read_to_end(buffer)
-                .map_err(|e| format!("{shown}: damaged member {name} ({e})"))?;
-            let member = Member {
-                hash: record_hash(buffer),
-                size: buffer.len() as u64,
-                name,
-                elf: None,
-            };
-            let Some(destination) = destination(&member.name, &layout, venv)? else {
-                return Ok((member, None));
-            };
-            let content = if destination.script {
-                pointed_at(buffer, &venv.python())
-            } else {
-                std::mem::take(buffer)
-            };
-            write_file(&destination.path, &content, executable, umask)?;
-            let entry = record_line(&destination.path, &content, &venv.site);
-            *buffer = content;
-            Ok((member, Some(entry)))
-        },
-    );
-    let mut members = Vec::with_capacity(written.len());
-    let mut record = Vec::new();
-    for result in written {
-        let (member, entry) = result?;
-        members.push(member);
-        record.extend(entry);
+    let mut unpacking = Unpacking {
+        wheel,
+        layout: wheel_layout(wheel, &archive, &names)?,
+        archive,
+        venv,
+        umask: current_umask(),
+        record: Vec::new(),
+    };
+    unpacking.members()?;
+    let entry_points = format!("{}entry_points.txt", unpacking.layout.dist_info);
+    let launchers = if names.contains(&entry_points) {
+        unpacking.launchers(&entry_points)?
+    } else {
+        Vec::new()
+    };
+    let files = unpacking.metadata()?;
+    Ok(Installed { launchers, files })
+}
+
+/// One wheel being unpacked into a venv, with the RECORD lines of what was written so far.
+struct Unpacking<'a> {
+    wheel: &'a Path,
+    archive: ZipArchive<Cursor<&'a [u8]>>,
+    layout: Layout,
+    venv: &'a VenvLayout,
+    umask: u32,
+    record: Vec<String>,
+}
+
+impl Unpacking<'_> {
+    /// Every member read once on all cores: the CRC checked as it is read (a truncated or
+    /// damaged member fails here), its RECORD hash taken, and written where it belongs; then
+    /// the wheel's RECORD checked against what was read.
+    fn members(&mut self) -> std::result::Result<(), String> {
+        let shown = self.wheel.display();
+        let (layout, venv, umask) = (&self.layout, self.venv, self.umask);
+        let written = on_all_cores(
+            self.archive.len(),
+            || (self.archive.clone(), Vec::new()),
+            |(archive, buffer), index| -> std::result::Result<(Member, Option<String>), String> {
+                let mut file = archive.by_index(index).map_err(|e| e.to_string())?;
+                let name = file.name().map_err(|e| e.to_string())?.into_owned();
+                let executable = file.unix_mode().is_some_and(|mode| mode & 0o111 != 0);
+                buffer.clear();
+                file.read_to_end(buffer)
+                    .map_err(|e| format!("{shown}: damaged member {name} ({e})"))?;
+                let member = Member {
+                    hash: record_hash(buffer),
+                    size: buffer.len() as u64,
+                    name,
+                    elf: None,
+                };
+                let Some(destination) = destination(&member.name, layout, venv)? else {
+                    return Ok((member, None));
+                };
+                let content = if destination.script {
+                    pointed_at(buffer, &venv.python())
+                } else {
+                    std::mem::take(buffer)
+                };
+                write_file(&destination.path, &content, executable, umask)?;
+                let entry = record_line(&destination.path, &content, &venv.site);
+                *buffer = content;
+                Ok((member, Some(entry)))
+            },
+        );
+        let mut members = Vec::with_capacity(written.len());
+        for result in written {
+            let (member, entry) = result?;
+            members.push(member);
+            self.record.extend(entry);
+        }
+        let record_name = self.record_name();
+        let Some(record_index) = members.iter().position(|m| m.name == record_name) else {
+            return Err(format!("{shown}: it has no {record_name}"));
+        };
+        check_record(self.wheel, &self.archive, &members, record_index).map_err(|e| match e {
+            Error::Bundle { problem } => problem,
+            other => other.to_string(),
+        })
     }
-    let record_name = format!("{}RECORD", layout.dist_info);
-    let Some(record_index) = members.iter().position(|m| m.name == record_name) else {
-        return Err(format!("{shown}: it has no {record_name}"));
-    };
-    check_record(wheel, &archive, &members, record_index).map_err(|e| match e {
-        Error::Bundle { problem } => problem,
-        other => other.to_string(),
-    })?;
-    let mut installed = Installed {
-        launchers: Vec::new(),
-        files: record.len(),
-    };
-    let entry_points = format!("{}entry_points.txt", layout.dist_info);
-    if names.contains(&entry_points) {
+
+    fn record_name(&self) -> String {
+        format!("{}RECORD", self.layout.dist_info)
+    }
+
+    /// The launchers `entry_points` asks for, written to `bin/`; their names.
+    fn launchers(&mut self, entry_points: &str) -> std::result::Result<Vec<String>, String> {
+        let shown = self.wheel.display();
         let mut text = String::new();
-        archive
-            .clone()
-            .by_name(&entry_points)
+        self.archive
+            .by_name(entry_points)
             .map_err(|e| e.to_string())
             .and_then(|mut f| f.read_to_string(&mut text).map_err(|e| e.to_string()))
             .map_err(|e| format!("{shown}: {entry_points} is not text: {e}"))?;
-        for (name, module, call) in launcher_specs(&text)
-            .map_err(|problem| format!("{shown}: {entry_points}: {problem}"))?
-        {
-            let path = venv.bin.join(&name);
-            let content = launcher(&venv.python(), &module, &call);
-            write_file(&path, content.as_bytes(), true, umask)?;
-            record.push(record_line(&path, content.as_bytes(), &venv.site));
-            installed.launchers.push(name);
+        let specs = launcher_specs(&text)
+            .map_err(|problem| format!("{shown}: {entry_points}: {problem}"))?;
+        let mut names = Vec::new();
+        for (name, module, call) in specs {
+            let path = self.venv.bin.join(&name);
+            let content = launcher(&self.venv.python(), &module, &call);
+            write_file(&path, content.as_bytes(), true, self.umask)?;
+            self.record
+                .push(record_line(&path, content.as_bytes(), &self.venv.site));
+            names.push(name);
         }
+        Ok(names)
     }
-    let dist_info = venv.site.join(&layout.dist_info);
-    for (name, content) in [("INSTALLER", &b"patch-uwsgi\n"[..]), ("REQUESTED", b"")] {
-        let path = dist_info.join(name);
-        write_file(&path, content, false, umask)?;
-        record.push(record_line(&path, content, &venv.site));
+
+    /// `INSTALLER`, `REQUESTED` and the RECORD of everything written, which lists itself
+    /// without hash or size, as the specification asks. Returns the number of files.
+    fn metadata(mut self) -> std::result::Result<usize, String> {
+        let dist_info = self.venv.site.join(&self.layout.dist_info);
+        for (name, content) in [("INSTALLER", &b"patch-uwsgi\n"[..]), ("REQUESTED", b"")] {
+            let path = dist_info.join(name);
+            write_file(&path, content, false, self.umask)?;
+            self.record
+                .push(record_line(&path, content, &self.venv.site));
+        }
+        let record_name = self.record_name();
+        self.record
+            .retain(|line| csv_fields(line).first() != Some(&record_name));
+        self.record.push(format!("{},,", csv_field(&record_name)));
+        let mut text = self.record.join("\n");
+        text.push('\n');
+        write_file(
+            &dist_info.join("RECORD"),
+            text.as_bytes(),
+            false,
+            self.umask,
+        )?;
+        Ok(self.record.len())
     }
-    // RECORD lists itself without hash or size, as the specification asks.
-    record.retain(|line| csv_fields(line).first() != Some(&record_name));
-    record.push(format!("{},,", csv_field(&record_name)));
-    installed.files = record.len();
-    let mut text = record.join("\n");
-    text.push('\n');
-    write_file(&dist_info.join("RECORD"), text.as_bytes(), false, umask)?;
-    Ok(installed)
 }
 
 /// Why the runtime interpreter would not take a wheel of this file name, as installers decide
