@@ -10,6 +10,7 @@
 use std::io::{Cursor, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::LazyLock;
 
 use zip::ZipArchive;
 
@@ -260,69 +261,22 @@ pub(super) fn unsupported_tags(file_name: &str, runtime: &Interpreter) -> Option
         parts[parts.len() - 2],
         parts[parts.len() - 1],
     ];
-    let mut version = runtime
-        .version
-        .split('.')
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (version.next().unwrap_or(0), version.next().unwrap_or(0));
-    let own = format!("cp{major}{minor}");
-    let own_abi = format!("{own}{}", runtime.abiflags);
-    let python_minor = |tag: &str, prefix: &str| -> Option<u32> {
-        let digits = tag.strip_prefix(prefix)?.strip_prefix(&major.to_string())?;
-        if digits.is_empty() {
-            return Some(0);
-        }
-        digits.parse().ok()
-    };
-    let fits_python = |python: &str, abi: &str| match abi {
-        _ if abi == own_abi => python == own,
-        "abi3" => {
-            !runtime.abiflags.contains('t')
-                && python_minor(python, "cp").is_some_and(|m| (2..=minor).contains(&m))
-        }
-        "none" => python == own || python_minor(python, "py").is_some_and(|m| m <= minor),
-        _ => false,
-    };
-    let glibc: Vec<u32> = runtime
-        .glibc
-        .split('.')
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    let has_glibc =
-        |wanted_minor: u32| glibc.first() == Some(&2) && glibc.get(1) >= Some(&wanted_minor);
-    let platform_pattern = regex::Regex::new(
-        r"^(linux|manylinux(?:1|2010|2014|_2_([0-9]+))|musllinux_1_[0-9]+)_(.+)$",
-    )
-    .expect("valid pattern");
-    let fits_platform = |platform: &str| {
-        if platform == "any" {
-            return true;
-        }
-        let Some(found) = platform_pattern.captures(platform) else {
-            return false;
-        };
-        let machine_fits = runtime.machine.as_deref().is_none_or(|m| m == &found[3]);
-        let libc_fits = match &found[1] {
-            "linux" => true,
-            "manylinux1" => has_glibc(5),
-            "manylinux2010" => has_glibc(12),
-            "manylinux2014" => has_glibc(17),
-            name if name.starts_with("musllinux") => runtime.glibc.is_empty(),
-            _ => found[2].parse().is_ok_and(has_glibc),
-        };
-        machine_fits && libc_fits
-    };
+    let tags = RuntimeTags::of(runtime);
     let fits = python_tags.split('.').any(|python| {
-        abi_tags
-            .split('.')
-            .any(|abi| fits_python(python, abi) && platform_tags.split('.').any(fits_platform))
+        abi_tags.split('.').any(|abi| {
+            tags.python_fits(python, abi)
+                && platform_tags
+                    .split('.')
+                    .any(|platform| tags.platform_fits(platform))
+        })
     });
     (!fits).then(|| {
         format!(
             "{file_name} is not a supported wheel on this platform: the runtime Python is \
-             {} {} ({own_abi}, {}{})",
+             {} {} ({}, {}{})",
             runtime.implementation,
             runtime.version,
+            tags.own_abi,
             if runtime.glibc.is_empty() {
                 "not glibc".to_string()
             } else {
@@ -334,6 +288,109 @@ pub(super) fn unsupported_tags(file_name: &str, runtime: &Interpreter) -> Option
                 .map_or(String::new(), |m| format!(", {m}"))
         )
     })
+}
+
+/// What a runtime interpreter's tags are made of.
+struct RuntimeTags<'a> {
+    runtime: &'a Interpreter,
+    major: u32,
+    minor: u32,
+    /// `cpXY`.
+    own: String,
+    /// `cpXY` with its abiflags.
+    own_abi: String,
+    /// Its glibc's version parts (none on musl).
+    glibc: Vec<u32>,
+}
+
+impl<'a> RuntimeTags<'a> {
+    fn of(runtime: &'a Interpreter) -> RuntimeTags<'a> {
+        let mut version = runtime
+            .version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (version.next().unwrap_or(0), version.next().unwrap_or(0));
+        let own = format!("cp{major}{minor}");
+        RuntimeTags {
+            runtime,
+            major,
+            minor,
+            own_abi: format!("{own}{}", runtime.abiflags),
+            own,
+            glibc: runtime
+                .glibc
+                .split('.')
+                .filter_map(|p| p.parse().ok())
+                .collect(),
+        }
+    }
+
+    /// The minor of a `cpXY`/`pyXY` tag of this major (`py3`: 0), if it is one.
+    fn tag_minor(&self, tag: &str, prefix: &str) -> Option<u32> {
+        let digits = tag
+            .strip_prefix(prefix)?
+            .strip_prefix(&self.major.to_string())?;
+        if digits.is_empty() {
+            return Some(0);
+        }
+        digits.parse().ok()
+    }
+
+    /// Whether a python and ABI tag pair fits: its own ABI, `abi3` of a CPython not newer
+    /// (not for free-threaded builds), or `none` for its own or an older `pyX[Y]`.
+    fn python_fits(&self, python: &str, abi: &str) -> bool {
+        match abi {
+            _ if abi == self.own_abi => python == self.own,
+            "abi3" => {
+                !self.runtime.abiflags.contains('t')
+                    && self
+                        .tag_minor(python, "cp")
+                        .is_some_and(|m| (2..=self.minor).contains(&m))
+            }
+            "none" => {
+                python == self.own
+                    || self
+                        .tag_minor(python, "py")
+                        .is_some_and(|m| m <= self.minor)
+            }
+            _ => false,
+        }
+    }
+
+    fn has_glibc(&self, wanted_minor: u32) -> bool {
+        self.glibc.first() == Some(&2) && self.glibc.get(1) >= Some(&wanted_minor)
+    }
+
+    /// Whether a platform tag fits: `any`; else its machine (when the probe recorded one) and
+    /// its C library: `linux`, a manylinux tag whose glibc the runtime has, musllinux on musl.
+    fn platform_fits(&self, platform: &str) -> bool {
+        static PLATFORM: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new(
+                r"^(linux|manylinux(?:1|2010|2014|_2_([0-9]+))|musllinux_1_[0-9]+)_(.+)$",
+            )
+            .expect("valid pattern")
+        });
+        if platform == "any" {
+            return true;
+        }
+        let Some(found) = PLATFORM.captures(platform) else {
+            return false;
+        };
+        let machine_fits = self
+            .runtime
+            .machine
+            .as_deref()
+            .is_none_or(|m| m == &found[3]);
+        let libc_fits = match &found[1] {
+            "linux" => true,
+            "manylinux1" => self.has_glibc(5),
+            "manylinux2010" => self.has_glibc(12),
+            "manylinux2014" => self.has_glibc(17),
+            name if name.starts_with("musllinux") => self.runtime.glibc.is_empty(),
+            _ => found[2].parse().is_ok_and(|m| self.has_glibc(m)),
+        };
+        machine_fits && libc_fits
+    }
 }
 
 /// The `.dist-info` folder (the one with a `WHEEL` file at the top), its `.data` twin, and a
