@@ -646,15 +646,11 @@ fn executables(
     this_python: &str,
 ) -> Result<Vec<BundledExecutable>> {
     let shown = wheel.display();
-    let mut embedding = Vec::new();
-    let mut old = Vec::new(); // a finder that predates a bundled stdlib
-    let mut fixed_places = Vec::new(); // a finder that looks only in fixed places
-    let mut shared = Vec::new();
-    let mut looked_at = Vec::new();
+    let mut found = FoundElf::default();
     for member in members {
         let Some(elf) = &member.elf else { continue };
         let name = member.name.as_str();
-        looked_at.push(name);
+        found.looked_at.push(name);
         if name
             .split('/')
             .next()
@@ -669,64 +665,88 @@ fn executables(
             )));
         }
         match &elf.finder {
-            Some((python, version)) => {
-                if python != this_python {
-                    return Err(refused(format!(
-                        "{shown}: {name} embeds Python {python}, but the Python given is \
-                         {this_python}: pass --python with the interpreter that built it"
-                    )));
-                }
-                embedding.push(BundledExecutable {
-                    path: name.to_string(),
-                    python: python.clone(),
-                });
-                if *version < 2 {
-                    old.push(name);
-                }
-                if *version < 3 && !name.contains(".data/scripts/") {
-                    fixed_places.push(name);
-                }
+            Some((python, _)) if python != this_python => {
+                return Err(refused(format!(
+                    "{shown}: {name} embeds Python {python}, but the Python given is \
+                     {this_python}: pass --python with the interpreter that built it"
+                )));
             }
-            None if elf.shared => shared.push(name),
+            Some((python, version)) => found.embedding(name, python, *version),
+            None if elf.shared => found.shared.push(name),
             None => {}
         }
     }
-    if !fixed_places.is_empty() {
-        return Err(refused(format!(
-            "{shown}: {} was built with an older patch-uwsgi whose runtime finder only looks \
-             for the bundle from <dist>.data/scripts/, not from where this wheel installs it: \
-             apply this version, rebuild, then bundle",
-            fixed_places.join(", ")
-        )));
+    found.refusal(&shown.to_string(), stdlib, members.len())?;
+    Ok(found.embedding)
+}
+
+/// The ELF files of a wheel, sorted by what `bundle` makes of them.
+#[derive(Default)]
+struct FoundElf<'a> {
+    /// With the runtime finder.
+    embedding: Vec<BundledExecutable>,
+    /// A finder that predates a bundled stdlib.
+    old: Vec<&'a str>,
+    /// A finder that looks only in fixed places.
+    fixed_places: Vec<&'a str>,
+    /// Linking a shared libpython.
+    shared: Vec<&'a str>,
+    looked_at: Vec<&'a str>,
+}
+
+impl<'a> FoundElf<'a> {
+    fn embedding(&mut self, name: &'a str, python: &str, finder_version: u32) {
+        self.embedding.push(BundledExecutable {
+            path: name.to_string(),
+            python: python.to_string(),
+        });
+        if finder_version < 2 {
+            self.old.push(name);
+        }
+        if finder_version < 3 && !name.contains(".data/scripts/") {
+            self.fixed_places.push(name);
+        }
     }
-    if stdlib && !old.is_empty() {
-        return Err(refused(format!(
-            "{shown}: {} was built with an older patch-uwsgi whose runtime finder does not \
-             know a bundled standard library: apply this version, rebuild, then bundle with \
-             --stdlib",
-            old.join(", ")
-        )));
-    }
-    if embedding.is_empty() {
-        if !shared.is_empty() {
+
+    /// Why these cannot be bundled (an older finder, a shared libpython, no finder at all).
+    fn refusal(&self, shown: &str, stdlib: bool, member_count: usize) -> Result<()> {
+        if !self.fixed_places.is_empty() {
             return Err(refused(format!(
-                "{shown}: {} links a shared libpython; bundle is for an executable that embeds \
-                 a static one (built after `patch_uwsgi apply` in static mode)",
-                shared.join(", ")
+                "{shown}: {} was built with an older patch-uwsgi whose runtime finder only \
+                 looks for the bundle from <dist>.data/scripts/, not from where this wheel \
+                 installs it: apply this version, rebuild, then bundle",
+                self.fixed_places.join(", ")
             )));
         }
-        let looked = if looked_at.is_empty() {
-            format!("none, in {} members", members.len())
+        if stdlib && !self.old.is_empty() {
+            return Err(refused(format!(
+                "{shown}: {} was built with an older patch-uwsgi whose runtime finder does \
+                 not know a bundled standard library: apply this version, rebuild, then \
+                 bundle with --stdlib",
+                self.old.join(", ")
+            )));
+        }
+        if !self.embedding.is_empty() {
+            return Ok(());
+        }
+        if !self.shared.is_empty() {
+            return Err(refused(format!(
+                "{shown}: {} links a shared libpython; bundle is for an executable that \
+                 embeds a static one (built after `patch_uwsgi apply` in static mode)",
+                self.shared.join(", ")
+            )));
+        }
+        let looked = if self.looked_at.is_empty() {
+            format!("none, in {member_count} members")
         } else {
-            looked_at.join(", ")
+            self.looked_at.join(", ")
         };
-        return Err(refused(format!(
-            "{shown}: no executable in it embeds a static libpython with patch-uwsgi's runtime \
-             finder (ELF files looked at: {looked}): build uWSGI after `patch_uwsgi apply` \
-             (static mode)"
-        )));
+        Err(refused(format!(
+            "{shown}: no executable in it embeds a static libpython with patch-uwsgi's \
+             runtime finder (ELF files looked at: {looked}): build uWSGI after `patch_uwsgi \
+             apply` (static mode)"
+        )))
     }
-    Ok(embedding)
 }
 
 /// A member the bundle adds: its RECORD line's hash and size.
@@ -743,6 +763,13 @@ struct AddedMembers {
     zip: Vec<u8>,
 }
 
+/// Where an added member's bytes come from.
+enum AddedSource<'a> {
+    File(PathBuf),
+    Bytes(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
 /// The members every wheel gets, in the order the old script wrote them: the extension
 /// modules by file name (0o755), the stdlib zip and its `.pth` file, the list of excluded
 /// modules; deflated on all cores.
@@ -752,12 +779,7 @@ fn added_members(
     excluded: &[String],
     stdlib: Option<&(Vec<u8>, usize)>,
 ) -> Result<AddedMembers> {
-    enum Source<'a> {
-        File(PathBuf),
-        Bytes(&'a [u8]),
-        Owned(Vec<u8>),
-    }
-    let mut sources: Vec<(String, u32, Source)> = Vec::new();
+    let mut sources: Vec<(String, u32, AddedSource)> = Vec::new();
     for (module, file) in modules {
         if excluded.contains(module) {
             continue;
@@ -765,7 +787,7 @@ fn added_members(
         sources.push((
             format!("{}lib-dynload/{file}", runtime.folder),
             0o755,
-            Source::File(runtime.lib_dynload.join(file)),
+            AddedSource::File(runtime.lib_dynload.join(file)),
         ));
     }
     if let Some((zip, _)) = stdlib {
@@ -776,7 +798,7 @@ fn added_members(
                 runtime.folder, runtime.platlibdir
             ),
             0o644,
-            Source::Bytes(zip),
+            AddedSource::Bytes(zip),
         ));
         sources.push((
             format!(
@@ -784,7 +806,7 @@ fn added_members(
                 runtime.folder, runtime.minor
             ),
             0o644,
-            Source::Bytes(SITE_PTH_TEXT),
+            AddedSource::Bytes(SITE_PTH_TEXT),
         ));
     }
     if !excluded.is_empty() {
@@ -792,9 +814,14 @@ fn added_members(
         sources.push((
             format!("{}{EXCLUDED_LIST}", runtime.folder),
             0o644,
-            Source::Owned(list.into_bytes()),
+            AddedSource::Owned(list.into_bytes()),
         ));
     }
+    compressed(&sources)
+}
+
+/// `sources` (name, mode, bytes) deflated on all cores into one zip in memory.
+fn compressed(sources: &[(String, u32, AddedSource)]) -> Result<AddedMembers> {
     let made = on_all_cores(
         sources.len(),
         || (),
@@ -802,12 +829,12 @@ fn added_members(
             let (name, mode, source) = &sources[index];
             let read;
             let data: &[u8] = match source {
-                Source::File(path) => {
+                AddedSource::File(path) => {
                     read = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
                     &read
                 }
-                Source::Bytes(data) => data,
-                Source::Owned(data) => data,
+                AddedSource::Bytes(data) => data,
+                AddedSource::Owned(data) => data,
             };
             let options = SimpleFileOptions::default()
                 .compression_method(CompressionMethod::Deflated)
