@@ -278,52 +278,8 @@ impl LinkPlan {
         located: Option<&Located>,
         no_pie: bool,
     ) -> LinkPlan {
-        let mut python_lib_dirs: Vec<String> = Vec::new();
-        for dir in [&interp.config.LIBDIR, &interp.config.LIBPL]
-            .into_iter()
-            .flatten()
-        {
-            for form in [
-                dir.clone(),
-                std::fs::canonicalize(dir)
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-            ] {
-                if !form.is_empty() && !python_lib_dirs.contains(&form) {
-                    python_lib_dirs.push(form);
-                }
-            }
-        }
-        // -lpython and any search path or run path into the build machine's Python go: a
-        // shipped binary must not look for libraries in the build container's prefix.
-        let into_python = |dir: &str| python_lib_dirs.iter().any(|d| d == dir);
-        let keep = |flag: &String| {
-            !clang_only(flag)
-                && !flag.starts_with("-lpython")
-                && !flag.strip_prefix("-L").is_some_and(into_python)
-                && !flag.strip_prefix("-Wl,-rpath,").is_some_and(into_python)
-                && !flag.strip_prefix("-Wl,-rpath=").is_some_and(into_python)
-        };
-        let mut system: Vec<String> = Vec::new();
-        let push = |flags: Vec<String>, out: &mut Vec<String>| {
-            for flag in flags {
-                if keep(&flag) && !out.contains(&flag) {
-                    out.push(flag);
-                }
-            }
-        };
-        let mut nolib_libs = Vec::new();
-        push(split_flags(&interp.config.LIBS), &mut nolib_libs);
-        push(split_flags(&interp.config.SYSLIBS), &mut nolib_libs);
-        push(split_flags(&interp.config.LIBS), &mut system);
-        push(split_flags(&interp.config.MODLIBS), &mut system);
-        push(split_flags(&interp.config.SYSLIBS), &mut system);
-        if glibc_before_2_34(&interp.glibc) {
-            push(
-                OLD_GLIBC_LIBS.iter().map(|s| s.to_string()).collect(),
-                &mut system,
-            );
-        }
+        let python_lib_dirs = python_lib_dirs(interp);
+        let (nolib_libs, system) = kept_libs(interp, &python_lib_dirs);
         let (libs, ldflags) = match (mode, located) {
             (Mode::Static, Some(found)) => {
                 // One token, so uwsgiconfig.py's uniq_warnings cannot drop a repeated
@@ -364,6 +320,61 @@ impl LinkPlan {
             no_pie: no_pie && mode == Mode::Static,
         }
     }
+}
+
+/// `LIBDIR` and `LIBPL`, each as written and as its real path.
+fn python_lib_dirs(interp: &Interpreter) -> Vec<String> {
+    let mut dirs: Vec<String> = Vec::new();
+    for dir in [&interp.config.LIBDIR, &interp.config.LIBPL]
+        .into_iter()
+        .flatten()
+    {
+        for form in [
+            dir.clone(),
+            std::fs::canonicalize(dir)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ] {
+            if !form.is_empty() && !dirs.contains(&form) {
+                dirs.push(form);
+            }
+        }
+    }
+    dirs
+}
+
+/// The interpreter's libraries for a shared plugin (`LIBS`, `SYSLIBS`) and for the executable
+/// link (`LIBS`, `MODLIBS`, `SYSLIBS`, and glibc's split-out libraries before 2.34), each
+/// once. `-lpython`, any search path or run path into the build machine's Python
+/// (`python_lib_dirs`) and clang-only driver options go: a shipped binary must not look for
+/// libraries in the build container's prefix.
+fn kept_libs(interp: &Interpreter, python_lib_dirs: &[String]) -> (Vec<String>, Vec<String>) {
+    let into_python = |dir: &str| python_lib_dirs.iter().any(|d| d == dir);
+    let keep = |flag: &String| {
+        !clang_only(flag)
+            && !flag.starts_with("-lpython")
+            && !flag.strip_prefix("-L").is_some_and(into_python)
+            && !flag.strip_prefix("-Wl,-rpath,").is_some_and(into_python)
+            && !flag.strip_prefix("-Wl,-rpath=").is_some_and(into_python)
+    };
+    let push = |flags: Vec<String>, out: &mut Vec<String>| {
+        for flag in flags {
+            if keep(&flag) && !out.contains(&flag) {
+                out.push(flag);
+            }
+        }
+    };
+    let (mut nolib_libs, mut system) = (Vec::new(), Vec::new());
+    push(split_flags(&interp.config.LIBS), &mut nolib_libs);
+    push(split_flags(&interp.config.SYSLIBS), &mut nolib_libs);
+    push(split_flags(&interp.config.LIBS), &mut system);
+    push(split_flags(&interp.config.MODLIBS), &mut system);
+    push(split_flags(&interp.config.SYSLIBS), &mut system);
+    if glibc_before_2_34(&interp.glibc) {
+        let old_glibc = OLD_GLIBC_LIBS.iter().map(|s| s.to_string()).collect();
+        push(old_glibc, &mut system);
+    }
+    (nolib_libs, system)
 }
 
 /// Whether `LIBDIR/LDLIBRARY` is a shared library that exists (symlinks followed).
