@@ -282,6 +282,34 @@ fn end_marker(recipe: &Recipe) -> String {
     format!("# <<< patch-uwsgi:{} <<<", recipe.id)
 }
 
+/// The index of the end marker of the block `id` that begins at `lines[begin]`; or the line
+/// (1-based) and what is wrong: no end marker, another block's end marker, another marker
+/// inside.
+fn block_end(
+    lines: &[&str],
+    begin: usize,
+    id: &str,
+) -> std::result::Result<usize, (usize, String)> {
+    for (j, inner) in lines.iter().enumerate().skip(begin + 1) {
+        if let Some(end) = END.captures(inner) {
+            if &end[1] != id {
+                return Err((
+                    j + 1,
+                    format!("block `{id}` ends with the end marker of `{}`", &end[1]),
+                ));
+            }
+            return Ok(j);
+        }
+        if BEGIN.is_match(inner) || WAS.is_match(inner) {
+            return Err((j + 1, format!("another marker inside block `{id}`")));
+        }
+    }
+    Err((
+        begin + 1,
+        format!("begin marker of `{id}` has no end marker"),
+    ))
+}
+
 /// Remove every patch-uwsgi change from a `\n`-separated body, whatever recipe version made it.
 pub(crate) fn unpatch_body(body: &str, path: &Path) -> Result<String> {
     let damaged = |line: usize, problem: String| Error::DamagedBlock {
@@ -296,31 +324,7 @@ pub(crate) fn unpatch_body(body: &str, path: &Path) -> Result<String> {
         let line = lines[i];
         if let Some(begin) = BEGIN.captures(line) {
             let id = &begin[1];
-            let mut j = i + 1;
-            loop {
-                let Some(inner) = lines.get(j) else {
-                    return Err(damaged(
-                        i + 1,
-                        format!("begin marker of `{id}` has no end marker"),
-                    ));
-                };
-                if let Some(end) = END.captures(inner) {
-                    if &end[1] != id {
-                        return Err(damaged(
-                            j + 1,
-                            format!("block `{id}` ends with the end marker of `{}`", &end[1]),
-                        ));
-                    }
-                    break;
-                }
-                if BEGIN.is_match(inner) || WAS.is_match(inner) {
-                    return Err(damaged(
-                        j + 1,
-                        format!("another marker inside block `{id}`"),
-                    ));
-                }
-                j += 1;
-            }
+            let j = block_end(&lines, i, id).map_err(|(line, problem)| damaged(line, problem))?;
             if !lines[j].ends_with('\n') {
                 // The block was appended to a file without a final newline: the newline before
                 // the block was ours too.
