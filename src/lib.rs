@@ -62,8 +62,11 @@ pub use recipes::{patch_text, revert_text, FileKind, Outcome, PatchedText};
 pub use runtime::bundle::{
     bundle, bundle_with_progress, BundleOptions, BundleReport, BundledExecutable, BundledWheel,
 };
-pub use runtime::verify::{verify, Verification};
-pub use runtime::wheel::{verify_wheel, verify_wheel_with_progress, WheelVerification};
+pub use runtime::runs::{ForeignModule, ImportFailure, StepFailure, StepReport};
+pub use runtime::verify::{verify, RuntimeReport, Step, Verification};
+pub use runtime::wheel::{
+    verify_wheel, verify_wheel_with_progress, ProgramRun, WheelStep, WheelVerification,
+};
 pub use tree::{apply, check, diff, revert, FileReport, RecipeReport, Report};
 
 /// Probe the target interpreter and find its static libpython (unless the mode is `nolib` or

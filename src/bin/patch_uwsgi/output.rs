@@ -3,7 +3,10 @@
 
 use std::io::Write;
 
-use patch_uwsgi::{BundleReport, Location, PieDecision, Report, Verification, WheelVerification};
+use patch_uwsgi::{
+    BundleReport, ImportFailure, Location, PieDecision, Report, RuntimeReport, Verification,
+    WheelVerification,
+};
 
 use crate::cli::Command;
 
@@ -140,11 +143,41 @@ pub fn print_verification(out: &mut impl Write, v: &Verification) -> std::io::Re
         )?;
     }
     if let Some(failure) = &v.failure {
-        writeln!(out, "FAILED at {}:", failure.step.as_str())?;
-        for line in failure.message.lines() {
-            writeln!(out, "  {line}")?;
-        }
+        print_failure(out, failure.step.as_str(), &failure.message)?;
     }
+    print_embedded_imports(out, v)?;
+    if let Some(runtime) = &v.runtime {
+        print_runtime(out, runtime)?;
+    }
+    print_verdict(out, v.ok(), v.seconds)
+}
+
+fn print_failure(out: &mut impl Write, step: &str, message: &str) -> std::io::Result<()> {
+    writeln!(out, "FAILED at {step}:")?;
+    for line in message.lines() {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(())
+}
+
+fn print_import_failures(out: &mut impl Write, failures: &[ImportFailure]) -> std::io::Result<()> {
+    for failure in failures {
+        writeln!(out, "  FAILED import {}: {}", failure.module, failure.error)?;
+    }
+    Ok(())
+}
+
+fn print_verdict(out: &mut impl Write, ok: bool, seconds: f64) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} in {:.2} s",
+        if ok { "ok" } else { "FAILED" },
+        seconds
+    )
+}
+
+/// What the embedding program imported, and what the binary needs at run time.
+fn print_embedded_imports(out: &mut impl Write, v: &Verification) -> std::io::Result<()> {
     if !v.imported.is_empty() || !v.import_failures.is_empty() {
         writeln!(
             out,
@@ -153,9 +186,7 @@ pub fn print_verification(out: &mut impl Write, v: &Verification) -> std::io::Re
             v.import_failures.len()
         )?;
     }
-    for failure in &v.import_failures {
-        writeln!(out, "  FAILED import {}: {}", failure.module, failure.error)?;
-    }
+    print_import_failures(out, &v.import_failures)?;
     for failure in &v.failing_in_interpreter_too {
         writeln!(
             out,
@@ -177,34 +208,29 @@ pub fn print_verification(out: &mut impl Write, v: &Verification) -> std::io::Re
             v.imported.join(" ")
         )?;
     }
-    if let Some(runtime) = &v.runtime {
-        writeln!(
-            out,
-            "against {} (CPython {}, home {}):",
-            runtime.python.display(),
-            runtime.version,
-            runtime.home
-        )?;
-        if let Some(error) = &runtime.error {
-            writeln!(out, "  FAILED: {error}")?;
-        }
-        for failure in &runtime.failed {
-            writeln!(out, "  FAILED import {}: {}", failure.module, failure.error)?;
-        }
-        if !runtime.builtin_there.is_empty() {
-            writeln!(
-                out,
-                "  built into that interpreter, so missing from its lib-dynload: {}",
-                runtime.builtin_there.join(" ")
-            )?;
-        }
-    }
+    Ok(())
+}
+
+fn print_runtime(out: &mut impl Write, runtime: &RuntimeReport) -> std::io::Result<()> {
     writeln!(
         out,
-        "{} in {:.2} s",
-        if v.ok() { "ok" } else { "FAILED" },
-        v.seconds
-    )
+        "against {} (CPython {}, home {}):",
+        runtime.python.display(),
+        runtime.version,
+        runtime.home
+    )?;
+    if let Some(error) = &runtime.error {
+        writeln!(out, "  FAILED: {error}")?;
+    }
+    print_import_failures(out, &runtime.failed)?;
+    if !runtime.builtin_there.is_empty() {
+        writeln!(
+            out,
+            "  built into that interpreter, so missing from its lib-dynload: {}",
+            runtime.builtin_there.join(" ")
+        )?;
+    }
+    Ok(())
 }
 
 pub fn print_wheel_verification(
@@ -229,10 +255,7 @@ pub fn print_wheel_verification(
         writeln!(out, "  {:<8} {:>6.2} s", step.step.as_str(), step.seconds)?;
     }
     if let Some(failure) = &w.failure {
-        writeln!(out, "FAILED at {}:", failure.step.as_str())?;
-        for line in failure.message.lines() {
-            writeln!(out, "  {line}")?;
-        }
+        print_failure(out, failure.step.as_str(), &failure.message)?;
     }
     for run in &w.runs {
         let reached = match &run.reached {
@@ -248,6 +271,13 @@ pub fn print_wheel_verification(
             if run.ok { "" } else { " (FAILED)" }
         )?;
     }
+    print_not_tried(out, w)?;
+    print_wheel_problems(out, w)?;
+    print_verdict(out, w.ok, w.seconds)
+}
+
+/// The modules `verify --wheel` did not try, and where the standard library came from.
+fn print_not_tried(out: &mut impl Write, w: &WheelVerification) -> std::io::Result<()> {
     if !w.failing_in_interpreter_too.is_empty() {
         let names: Vec<&str> = w
             .failing_in_interpreter_too
@@ -274,9 +304,12 @@ pub fn print_wheel_verification(
             zip.display()
         )?;
     }
-    for failure in &w.import_failures {
-        writeln!(out, "  FAILED import {}: {}", failure.module, failure.error)?;
-    }
+    Ok(())
+}
+
+/// The modules that failed or came from the build prefix, and the way out.
+fn print_wheel_problems(out: &mut impl Write, w: &WheelVerification) -> std::io::Result<()> {
+    print_import_failures(out, &w.import_failures)?;
     for found in &w.from_build_prefix {
         writeln!(
             out,
@@ -296,12 +329,7 @@ pub fn print_wheel_verification(
              `patch_uwsgi bundle WHEEL -w OUTDIR`, before auditwheel repair)"
         )?;
     }
-    writeln!(
-        out,
-        "{} in {:.2} s",
-        if w.ok { "ok" } else { "FAILED" },
-        w.seconds
-    )
+    Ok(())
 }
 
 pub fn print_bundle(out: &mut impl Write, report: &BundleReport) -> std::io::Result<()> {
