@@ -508,83 +508,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
     let mut parser = lexopt::Parser::from_args(args);
     let mut given = Given::default();
     while let Some(arg) = parser.next()? {
+        match arg {
+            Long("help") | Short('h') => return Ok(Parsed::Help),
+            Long("version") | Short('V') => return Ok(Parsed::Version),
+            _ => {}
+        }
         if let Some(option) = table_name(&arg) {
             if !given.seen.contains(&option) {
                 given.seen.push(option);
             }
+            given.set(option, &mut parser)?;
+            continue;
         }
-        let options = &mut given.options;
         match arg {
-            Long("help") | Short('h') => return Ok(Parsed::Help),
-            Long("version") | Short('V') => return Ok(Parsed::Version),
-            Long("python") => options.target = Target::Python(parser.value()?.into()),
-            Long("libpython") => options.plan.search.explicit = Some(parser.value()?.into()),
-            Long("manylinux-root") => {
-                options.plan.search.manylinux_root = Some(parser.value()?.into())
-            }
-            Long("mode") => {
-                options.plan.mode = choice(
-                    "--mode",
-                    &parser.value()?.string()?,
-                    &[
-                        ("auto", ModeChoice::Auto),
-                        ("static", ModeChoice::Static),
-                        ("nolib", ModeChoice::Nolib),
-                    ],
-                )?;
-            }
-            Long("no-pie") => {
-                options.plan.no_pie = choice(
-                    "--no-pie",
-                    &parser.value()?.string()?,
-                    &[("auto", None), ("yes", Some(true)), ("no", Some(false))],
-                )?;
-            }
-            Long("runtime-python") => given.runtime_python = Some(parser.value()?.into()),
-            Long("probe") => given.probe = Some(PathBuf::from(parser.value()?)),
-            Long("wheel") => given.wheel = Some(PathBuf::from(parser.value()?)),
-            Long("command") => given.command = Some(parser.value()?.string()?),
-            Long("installer") => {
-                given.installer = Some(choice(
-                    "--installer",
-                    &parser.value()?.string()?,
-                    &[("builtin", Installer::Builtin), ("pip", Installer::Pip)],
-                )?);
-            }
-            Long("venv") => given.venv = Some(PathBuf::from(parser.value()?)),
-            Long("wheel-dir") | Short('w') => {
-                given.wheel_dir = Some(PathBuf::from(parser.value()?))
-            }
-            Long("stdlib") => given.stdlib = true,
-            Long("exclude") => given.exclude.extend(
-                parser
-                    .value()?
-                    .string()?
-                    .split(',')
-                    .filter(|name| !name.is_empty())
-                    .map(str::to_string),
-            ),
-            Long("no-release-check") => options.release_check = false,
-            Long("json") => given.json = true,
-            Long("quiet") | Short('q') => given.quiet = true,
-            Value(value) if given.name.is_none() => {
-                let names = Name::ALL.map(Name::as_str);
-                let value = value.string()?;
-                given.name = Some(*Name::ALL.iter().find(|c| c.as_str() == value).ok_or_else(
-                    || {
-                        format!(
-                            "unknown command {value:?}: use {} (see --help)",
-                            names.join(", ")
-                        )
-                    },
-                )?);
-            }
-            Value(value) if given.name == Some(Name::Bundle) => {
-                given.wheels.push(PathBuf::from(value))
-            }
-            Value(value) if given.dir.is_none() && given.name.is_some_and(Name::takes_dir) => {
-                given.dir = Some(PathBuf::from(value))
-            }
+            Value(value) => given.positional(value)?,
             _ => return Err(arg.unexpected()),
         }
     }
@@ -602,6 +539,90 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt:
         json,
         quiet,
     })))
+}
+
+impl Given {
+    /// Take `option` (a name of [`OPTION_SCOPES`]) and its value.
+    fn set(&mut self, option: &str, parser: &mut lexopt::Parser) -> Result<(), lexopt::Error> {
+        use lexopt::prelude::*;
+        let options = &mut self.options;
+        match option {
+            "--python" => options.target = Target::Python(parser.value()?.into()),
+            "--libpython" => options.plan.search.explicit = Some(parser.value()?.into()),
+            "--manylinux-root" => options.plan.search.manylinux_root = Some(parser.value()?.into()),
+            "--mode" => {
+                options.plan.mode = choice(
+                    "--mode",
+                    &parser.value()?.string()?,
+                    &[
+                        ("auto", ModeChoice::Auto),
+                        ("static", ModeChoice::Static),
+                        ("nolib", ModeChoice::Nolib),
+                    ],
+                )?;
+            }
+            "--no-pie" => {
+                options.plan.no_pie = choice(
+                    "--no-pie",
+                    &parser.value()?.string()?,
+                    &[("auto", None), ("yes", Some(true)), ("no", Some(false))],
+                )?;
+            }
+            "--no-release-check" => options.release_check = false,
+            "--runtime-python" => self.runtime_python = Some(parser.value()?.into()),
+            "--probe" => self.probe = Some(PathBuf::from(parser.value()?)),
+            "--wheel" => self.wheel = Some(PathBuf::from(parser.value()?)),
+            "--command" => self.command = Some(parser.value()?.string()?),
+            "--installer" => {
+                self.installer = Some(choice(
+                    "--installer",
+                    &parser.value()?.string()?,
+                    &[("builtin", Installer::Builtin), ("pip", Installer::Pip)],
+                )?);
+            }
+            "--venv" => self.venv = Some(PathBuf::from(parser.value()?)),
+            "-w/--wheel-dir" => self.wheel_dir = Some(PathBuf::from(parser.value()?)),
+            "--stdlib" => self.stdlib = true,
+            "--exclude" => self.exclude.extend(
+                parser
+                    .value()?
+                    .string()?
+                    .split(',')
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_string),
+            ),
+            "--json" => self.json = true,
+            "--quiet" => self.quiet = true,
+            other => unreachable!("{other} is in OPTION_SCOPES but not taken here"),
+        }
+        Ok(())
+    }
+
+    /// A word that is not an option: the command, then its DIR or its wheels.
+    fn positional(&mut self, value: OsString) -> Result<(), lexopt::Error> {
+        use lexopt::ValueExt;
+        if self.name.is_none() {
+            let names = Name::ALL.map(Name::as_str);
+            let value = value.string()?;
+            let name = Name::ALL
+                .iter()
+                .find(|c| c.as_str() == value)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown command {value:?}: use {} (see --help)",
+                        names.join(", ")
+                    )
+                })?;
+            self.name = Some(*name);
+        } else if self.name == Some(Name::Bundle) {
+            self.wheels.push(PathBuf::from(value));
+        } else if self.dir.is_none() && self.name.is_some_and(Name::takes_dir) {
+            self.dir = Some(PathBuf::from(value));
+        } else {
+            return Err(lexopt::Error::UnexpectedArgument(value));
+        }
+        Ok(())
+    }
 }
 
 /// Fill in what the environment says (`var` looks a variable up).
@@ -812,6 +833,11 @@ mod tests {
                 Some("--stdlib does not apply to verify: it is an option of bundle only"),
             ),
         ];
+        assert_parses(cases);
+    }
+
+    /// Each line parses (`None`) or fails with a message holding the expected text.
+    fn assert_parses(cases: &[(&[&str], Option<&str>)]) {
         for (args, want) in cases {
             match (parsed(args), want) {
                 (Ok(_), None) => {}
@@ -819,9 +845,18 @@ mod tests {
                 (got, want) => panic!("{args:?}: {:?} vs {want:?}", got.err()),
             }
         }
-        match parsed(&["locate"]).unwrap().command {
-            Command::Locate { options } => assert_eq!(options.plan.mode, ModeChoice::Static),
-            other => panic!("{other:?}"),
+    }
+
+    #[test]
+    fn locate_plans_static_unless_told() {
+        for (args, mode) in [
+            (&["locate"][..], ModeChoice::Static),
+            (&["locate", "--mode", "auto"], ModeChoice::Auto),
+        ] {
+            match parsed(args).unwrap().command {
+                Command::Locate { options } => assert_eq!(options.plan.mode, mode),
+                other => panic!("{other:?}"),
+            }
         }
     }
 
