@@ -3,10 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use patch_uwsgi::plan::interpreter::Interpreter;
-use patch_uwsgi::plan::libpython::{Located, Source};
-use patch_uwsgi::plan::{LinkPlan, Mode};
-use patch_uwsgi::{FileKind, Options, Target};
+use patch_uwsgi::{FileKind, Interpreter, LinkPlan, Located, Mode, Options, Source, Target};
 
 // The integration tests' helpers (copying a vendored tree).
 #[path = "../tests/support/mod.rs"]
@@ -57,15 +54,12 @@ fn apply_whole_tree(bencher: divan::Bencher) {
         PathBuf::from("/opt/_internal/cpython-3.12.1/lib/libpython3.12.a"),
         Source::ManylinuxTarball,
     );
-    let options = Options {
-        target: Target::Plan(Box::new(LinkPlan::with_archive(
-            &interp,
-            Mode::Static,
-            Some(&located),
-            false,
-        ))),
-        ..Options::default()
-    };
+    let options = Options::default().with_target(Target::Plan(Box::new(LinkPlan::with_archive(
+        &interp,
+        Mode::Static,
+        Some(&located),
+        false,
+    ))));
     bencher
         .with_inputs(|| {
             let dir = tempfile::tempdir().unwrap();

@@ -15,6 +15,7 @@ use crate::plan::{PlanOptions, Target};
 /// `patch_uwsgi` binary turns `PATCH_UWSGI_LIBPYTHON`, `PATCH_UWSGI_PROBE_TIMEOUT`, `CC`,
 /// `CFLAGS` and `XDG_CACHE_HOME` into these fields).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// The Python to plan for.
     pub target: Target,
@@ -42,6 +43,35 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The defaults with `python` as the target interpreter.
+    ///
+    /// ```
+    /// let options = patch_uwsgi::Options::for_python("/opt/python/cp312-cp312/bin/python")
+    ///     .with_release_check(false);
+    /// assert!(!options.release_check);
+    /// ```
+    pub fn for_python(python: impl Into<PathBuf>) -> Options {
+        Options::default().with_target(Target::Python(python.into()))
+    }
+
+    /// With another target (an interpreter, a saved probe, a ready plan).
+    pub fn with_target(mut self, target: Target) -> Options {
+        self.target = target;
+        self
+    }
+
+    /// With other plan options (mode, archive search, `-no-pie`, compiler).
+    pub fn with_plan(mut self, plan: PlanOptions) -> Options {
+        self.plan = plan;
+        self
+    }
+
+    /// With the release check on or off ([`Options::release_check`]).
+    pub fn with_release_check(mut self, release_check: bool) -> Options {
+        self.release_check = release_check;
+        self
+    }
+
     /// The target interpreter: probed (bounded by [`Options::probe_timeout`], answered from
     /// the cache folder when nothing changed) unless already probed. A ready plan is refused:
     /// `operation` names the caller in that error.
@@ -61,6 +91,7 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Options for [`verify`](crate::verify) and [`verify_wheel`](crate::verify_wheel).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct VerifyOptions {
     /// The target, the archive search, the compiler and the probe's limit, as for `apply`.
     /// `options.plan.mode` is not used: verify always checks the static plan. With
@@ -88,6 +119,7 @@ pub struct VerifyOptions {
 /// What installs the wheel in [`verify_wheel`](crate::verify_wheel).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Installer {
     /// patch-uwsgi's own: the wheel unpacked as the wheel specification lays it out (scripts'
     /// `#!python` rewritten, executable bits kept, console-script launchers made), into a venv
@@ -106,6 +138,52 @@ impl Installer {
             Installer::Builtin => "builtin",
             Installer::Pip => "pip",
         }
+    }
+}
+
+impl VerifyOptions {
+    /// [`VerifyOptions::default`] with `options` for the target.
+    pub fn new(options: Options) -> VerifyOptions {
+        VerifyOptions {
+            options,
+            ..VerifyOptions::default()
+        }
+    }
+
+    /// Also run against this interpreter (`verify`), or install for it (`verify --wheel`).
+    pub fn with_runtime_python(mut self, python: impl Into<PathBuf>) -> VerifyOptions {
+        self.runtime_python = Some(python.into());
+        self
+    }
+
+    /// Check that this uWSGI tree's release builds for the target first (`verify DIR`).
+    pub fn with_tree(mut self, tree: impl Into<PathBuf>) -> VerifyOptions {
+        self.tree = Some(tree.into());
+        self
+    }
+
+    /// `verify --wheel`: start only this installed command.
+    pub fn with_command(mut self, command: impl Into<String>) -> VerifyOptions {
+        self.command = Some(command.into());
+        self
+    }
+
+    /// `verify --wheel`: install with this installer.
+    pub fn with_installer(mut self, installer: Installer) -> VerifyOptions {
+        self.installer = installer;
+        self
+    }
+
+    /// `verify --wheel`: make the venv at `venv` (which must not exist) and keep it.
+    pub fn with_venv(mut self, venv: impl Into<PathBuf>) -> VerifyOptions {
+        self.venv = Some(venv.into());
+        self
+    }
+
+    /// With another limit for each program run.
+    pub fn with_run_timeout(mut self, limit: Duration) -> VerifyOptions {
+        self.run_timeout = limit;
+        self
     }
 }
 

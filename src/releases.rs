@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 
 /// One CPython minor's row of [`PYTHON_SUPPORT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MinorSupport {
     /// `X.Y`.
     pub minor: &'static str,

@@ -144,7 +144,7 @@ fn missing_plan_file_stops_the_build_with_advice() {
     };
     let (_tmp, tree) = sample_tree("2.0.31");
     apply(&py, &tree);
-    std::fs::remove_file(tree.join(patch_uwsgi::plan::PLAN_FILE)).unwrap();
+    std::fs::remove_file(tree.join(patch_uwsgi::PLAN_FILE)).unwrap();
     let err = exec_plugin(&py.python, &tree, &[], &[]).unwrap_err();
     assert!(
         err.contains("cannot read the link plan") && err.contains("Run `patch_uwsgi apply"),

@@ -6,11 +6,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use patch_uwsgi::plan::interpreter::Interpreter;
-use patch_uwsgi::plan::libpython::{Located, Source};
-use patch_uwsgi::plan::{LinkPlan, Mode, PlanFile, PLAN_FILE};
-use patch_uwsgi::recipes::PluginVariant;
-use patch_uwsgi::{FileKind, Options, Outcome, Target};
+use patch_uwsgi::{
+    FileKind, Interpreter, LinkPlan, Located, Mode, Options, Outcome, PlanFile, PluginVariant,
+    Source, Target, PLAN_FILE,
+};
 use support::{repo, sample_tree, sample_versions, snapshot_dir};
 
 /// A plan made from the saved probe of pyenv's CPython 3.12.1, with the archive where a
@@ -28,11 +27,9 @@ fn plan_312() -> LinkPlan {
 /// The recipes rewrite every release whatever the Python: 3.12's plan stands in for any, also
 /// for releases that cannot build for 3.12 (the release table is tests/python_support.rs's).
 fn options() -> Options {
-    Options {
-        target: Target::Plan(Box::new(plan_312())),
-        release_check: false,
-        ..Options::default()
-    }
+    Options::default()
+        .with_target(Target::Plan(Box::new(plan_312())))
+        .with_release_check(false)
 }
 
 /// The blocks `patch_uwsgi` adds (`# >>> patch-uwsgi:ID vN >>>` through
@@ -336,10 +333,7 @@ fn plan_file_keeps_other_pythons() {
     let other = LinkPlan::with_archive(&interp, Mode::Nolib, None, false);
     let report = patch_uwsgi::apply(
         &tree,
-        &Options {
-            target: Target::Plan(Box::new(other.clone())),
-            ..Options::default()
-        },
+        &Options::default().with_target(Target::Plan(Box::new(other.clone()))),
     )
     .unwrap();
     assert_eq!(

@@ -19,6 +19,7 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the interpreter said about itself. Also the format of saved sysconfig dumps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Interpreter {
     /// The interpreter path it was asked through (not part of the dump's identity).
     #[serde(default)]
@@ -66,6 +67,7 @@ pub struct Interpreter {
 /// The sysconfig variables patch-uwsgi reads, as strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(non_snake_case, missing_docs)]
+#[non_exhaustive]
 pub struct ConfigVars {
     pub VERSION: Option<String>,
     pub Py_ENABLE_SHARED: Option<String>,

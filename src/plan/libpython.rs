@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 /// Where a candidate archive came from, in search order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Source {
     /// `--libpython PATH`.
     Explicit,
@@ -43,6 +44,7 @@ impl std::fmt::Display for Source {
 
 /// One path looked at while searching, and why it was rejected (`None`: accepted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Candidate {
     /// The path.
     pub path: PathBuf,
@@ -69,6 +71,7 @@ fn lines(tried: &[Candidate]) -> Vec<String> {
 
 /// The archive chosen, and every candidate looked at on the way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Located {
     /// Absolute path of the archive.
     pub path: PathBuf,
@@ -132,6 +135,7 @@ pub fn reject_reason(path: &Path, wanted: &str) -> Option<String> {
 
 /// Search options.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct SearchOptions {
     /// An archive given on the command line; tried first.
     pub explicit: Option<PathBuf>,
@@ -139,12 +143,32 @@ pub struct SearchOptions {
     /// library reads no environment); tried second, and like `explicit` it means `static`.
     pub env: Option<PathBuf>,
     /// Folder holding manylinux's `static-libs-for-embedding-only.tar.xz` (default
-    /// [`MANYLINUX_ROOT`]).
+    /// `/opt/_internal`, as in the manylinux and musllinux images).
     pub manylinux_root: Option<PathBuf>,
     /// Where to extract the archive when the interpreter's `lib` folder is not writable, and
     /// where `-no-pie` answers are remembered (the binary passes the answer of
     /// [`cache_dir_from`](crate::cache_dir_from)). `None`: nothing is cached.
     pub cache_dir: Option<PathBuf>,
+}
+
+impl SearchOptions {
+    /// With an archive to use (as `--libpython`).
+    pub fn with_libpython(mut self, archive: impl Into<PathBuf>) -> SearchOptions {
+        self.explicit = Some(archive.into());
+        self
+    }
+
+    /// With the folder holding manylinux's tarball (as `--manylinux-root`).
+    pub fn with_manylinux_root(mut self, root: impl Into<PathBuf>) -> SearchOptions {
+        self.manylinux_root = Some(root.into());
+        self
+    }
+
+    /// With a cache folder (see [`SearchOptions::cache_dir`]).
+    pub fn with_cache_dir(mut self, dir: impl Into<PathBuf>) -> SearchOptions {
+        self.cache_dir = Some(dir.into());
+        self
+    }
 }
 
 /// Where manylinux keeps its interpreters and the tarball of their static libraries.

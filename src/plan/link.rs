@@ -15,6 +15,7 @@ use crate::process::{run_tool, Streams, ToolFailure};
 /// How the `-no-pie` question was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum PieDecision {
     /// A probe link just now.
     ProbeLink,
@@ -24,12 +25,24 @@ pub enum PieDecision {
     Given,
 }
 
+impl PieDecision {
+    /// How it was decided, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PieDecision::ProbeLink => "probe link",
+            PieDecision::Cached => "earlier probe link, cached",
+            PieDecision::Given => "given",
+        }
+    }
+}
+
 const MAIN: &str = "int main(void) { return 0; }\n";
 
 /// The C compiler `verify` and the `-no-pie` probe link run, with the arguments that go
 /// before everything else. The library reads no environment: the `patch_uwsgi` binary builds
 /// it from `CC` and `CFLAGS` with [`Compiler::from_cc_cflags`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Compiler {
     /// The program (`cc`, `gcc`, or a wrapper such as `ccache`), found on `PATH` if not a path.
     pub program: PathBuf,

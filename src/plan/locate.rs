@@ -15,6 +15,7 @@ use crate::error::Result;
 /// `no_pie`, `pie_decision`, `tried` and the whole `probe` (loadable again with
 /// [`Interpreter::load`]).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Location {
     /// The probed interpreter.
     pub interpreter: Interpreter,

@@ -29,6 +29,7 @@ pub const PLAN_FILE: &str = crate::names::PLAN_FILE;
 /// How libpython gets into the build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Mode {
     /// Embed the static archive in the uwsgi executable.
     Static,
@@ -51,6 +52,7 @@ impl Mode {
 
 /// The mode asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ModeChoice {
     /// `shared` when the interpreter has a usable libpython.so, else `static`.
     #[default]
@@ -63,6 +65,7 @@ pub enum ModeChoice {
 
 /// Which Python a plan is made for: the one question every operation starts with.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum Target {
     /// `python`, then `python3` on `PATH` (cibuildwheel puts the Python being built first on
     /// `PATH` as `python`), probed.
@@ -80,6 +83,7 @@ pub enum Target {
 
 /// The identity a plan is made for; the patched plugin compares it with the running Python.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PythonId {
     /// `X.Y.Z`.
     pub version: String,
@@ -103,6 +107,7 @@ impl PythonId {
 
 /// How to link the python plugin for one interpreter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LinkPlan {
     /// The interpreter it is for.
     pub python: PythonId,
@@ -137,6 +142,7 @@ pub struct Planned {
 
 /// Options for making a plan.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct PlanOptions {
     /// The mode asked for.
     pub mode: ModeChoice,
@@ -146,6 +152,32 @@ pub struct PlanOptions {
     pub no_pie: Option<bool>,
     /// The C compiler for the `-no-pie` probe link (and `verify`).
     pub compiler: Compiler,
+}
+
+impl PlanOptions {
+    /// With the mode asked for.
+    pub fn with_mode(mut self, mode: ModeChoice) -> PlanOptions {
+        self.mode = mode;
+        self
+    }
+
+    /// With other archive search options.
+    pub fn with_search(mut self, search: SearchOptions) -> PlanOptions {
+        self.search = search;
+        self
+    }
+
+    /// With `-no-pie` forced on or off (`None`: decided from the archive).
+    pub fn with_no_pie(mut self, no_pie: Option<bool>) -> PlanOptions {
+        self.no_pie = no_pie;
+        self
+    }
+
+    /// With another C compiler.
+    pub fn with_compiler(mut self, compiler: Compiler) -> PlanOptions {
+        self.compiler = compiler;
+        self
+    }
 }
 
 /// The libraries the static archive needs on glibc older than 2.34, where libpthread, libdl,
@@ -392,6 +424,7 @@ fn has_usable_shared_lib(interp: &Interpreter) -> bool {
 
 /// The plan file: one plan per interpreter, so one patched tree serves every Python.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PlanFile {
     /// Format number of this file.
     pub format: u32,

@@ -25,6 +25,7 @@ use text::{line_of, Doc};
 
 /// The uWSGI build files patch-uwsgi rewrites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
 pub enum FileKind {
     /// `uwsgiconfig.py`, the build driver.
     UwsgiConfig,
@@ -48,6 +49,7 @@ impl FileKind {
 /// The text variants of `plugins/python/uwsgiplugin.py` found in uWSGI releases on PyPI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum PluginVariant {
     /// 2.0.17 – 2.0.19.1: `from distutils import sysconfig`, archive path appended unchecked.
     Baseline,
@@ -191,6 +193,7 @@ pub fn recipes_for(file: FileKind) -> impl Iterator<Item = &'static Recipe> {
 /// What a recipe or a file operation did or would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Outcome {
     /// The change was made.
     Applied,
@@ -219,6 +222,7 @@ impl Outcome {
 
 /// The result of patching one file's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PatchedText {
     /// The full patched text (BOM and line endings as in the input).
     pub text: String,

@@ -42,6 +42,7 @@ const STDLIB_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// One wheel written by [`bundle`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BundledWheel {
     /// The wheel read.
     pub wheel: PathBuf,
@@ -61,6 +62,7 @@ pub struct BundledWheel {
 
 /// An executable of a wheel that embeds a static libpython with the runtime finder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BundledExecutable {
     /// Its path in the wheel (`uwsgi-2.0.31.data/scripts/uwsgi`, `myserver/bin/myserver`).
     pub path: String,
@@ -70,6 +72,7 @@ pub struct BundledExecutable {
 
 /// What [`bundle`] did (also its JSON shape).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BundleReport {
     /// The folder inside the wheels, `patch_uwsgi_runtime/pythonX.Y/`.
     pub runtime: String,
@@ -83,6 +86,7 @@ pub struct BundleReport {
 /// What [`bundle`] needs: the target interpreter (the one that built the wheels) and whether
 /// to add its standard library.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct BundleOptions {
     /// The target interpreter and where to cache its probe.
     pub options: Options,
@@ -92,6 +96,31 @@ pub struct BundleOptions {
     /// auditwheel would otherwise graft); each must be one of the interpreter's. They are
     /// listed in the wheel, and `verify --wheel` does not expect them.
     pub exclude: Vec<String>,
+}
+
+impl BundleOptions {
+    /// Bundle for the target of `options`, extension modules only.
+    pub fn new(options: Options) -> BundleOptions {
+        BundleOptions {
+            options,
+            ..BundleOptions::default()
+        }
+    }
+
+    /// With the standard library too, or not.
+    pub fn with_stdlib(mut self, stdlib: bool) -> BundleOptions {
+        self.stdlib = stdlib;
+        self
+    }
+
+    /// Leaving out these extension modules.
+    pub fn with_exclude<S: Into<String>>(
+        mut self,
+        modules: impl IntoIterator<Item = S>,
+    ) -> BundleOptions {
+        self.exclude = modules.into_iter().map(Into::into).collect();
+        self
+    }
 }
 
 /// Write to `out_dir` a copy of every wheel with the target interpreter's runtime added. All

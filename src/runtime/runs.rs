@@ -21,6 +21,7 @@ pub const IMPORTS_SCRIPT: &str = include_str!("verify_imports.py");
 /// One step that ran: a step of [`verify`](crate::verify) or of
 /// [`verify_wheel`](crate::verify_wheel).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct StepReport<S> {
     /// Which.
     pub step: S,
@@ -32,6 +33,7 @@ pub struct StepReport<S> {
 
 /// The step that failed and what the tool run there said.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct StepFailure<S> {
     /// Which step.
     pub step: S,
@@ -41,6 +43,7 @@ pub struct StepFailure<S> {
 
 /// A module that could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ImportFailure {
     /// The module.
     pub module: String,
@@ -51,6 +54,7 @@ pub struct ImportFailure {
 /// A module a program loaded from the build interpreter's prefix: it will be missing on users'
 /// machines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ForeignModule {
     /// The module.
     pub module: String,

@@ -38,6 +38,7 @@ const UWSGI_CORE_LIBS: [&str; 3] = ["-lpthread", "-lm", "-rdynamic"];
 /// The steps of [`verify`], in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Step {
     /// Asking the interpreter about itself.
     Probe,
@@ -69,6 +70,7 @@ impl Step {
 
 /// The program run against another interpreter's stdlib.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct RuntimeReport {
     /// That interpreter.
     pub python: PathBuf,
@@ -87,6 +89,7 @@ pub struct RuntimeReport {
 
 /// The result of [`verify`].
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Verification {
     /// The build interpreter.
     pub python: PathBuf,

@@ -29,6 +29,7 @@ const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// The steps of [`verify_wheel`], in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum WheelStep {
     /// Asking the interpreters about themselves.
     Probe,
@@ -51,6 +52,7 @@ impl WheelStep {
 
 /// What [`verify_wheel`] found (also its JSON shape).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct WheelVerification {
     /// The wheel checked.
     pub wheel: PathBuf,
@@ -103,6 +105,7 @@ pub struct WheelVerification {
 
 /// One start of an installed program by [`verify_wheel`].
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ProgramRun {
     /// What was started: an installed command, or the program itself.
     pub started: PathBuf,

@@ -102,6 +102,7 @@ fn tree_below(dir: &Path) -> Option<PathBuf> {
 
 /// What happened to one recipe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RecipeReport {
     /// The recipe id.
     pub id: &'static str,
@@ -111,6 +112,7 @@ pub struct RecipeReport {
 
 /// What happened to one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct FileReport {
     /// Path relative to the tree.
     pub path: String,
@@ -122,6 +124,7 @@ pub struct FileReport {
 
 /// The result of one operation on a tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Report {
     /// The tree's folder.
     pub tree: PathBuf,

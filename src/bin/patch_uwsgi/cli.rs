@@ -6,9 +6,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use patch_uwsgi::plan::interpreter::{Interpreter, PROBE_TIMEOUT};
 use patch_uwsgi::{
-    cache_dir_from, BundleOptions, Compiler, Installer, ModeChoice, Options, Target, VerifyOptions,
+    cache_dir_from, BundleOptions, Compiler, Installer, Interpreter, ModeChoice, Options, Target,
+    VerifyOptions, PROBE_TIMEOUT,
 };
 
 /// `patch_uwsgi --help`.
@@ -447,14 +447,14 @@ impl Given {
         }
         let (runtime_python, chosen) = (self.runtime_python.take(), self.command.take());
         let (installer, kept_venv) = (self.installer, self.venv.take());
-        let verify = |options: Options, tree: Option<PathBuf>| VerifyOptions {
-            options,
-            runtime_python,
-            command: chosen,
-            installer: installer.unwrap_or_default(),
-            venv: kept_venv,
-            tree,
-            ..VerifyOptions::default()
+        let verify = |options: Options, tree: Option<PathBuf>| {
+            let mut verify = VerifyOptions::new(options);
+            verify.runtime_python = runtime_python;
+            verify.command = chosen;
+            verify.installer = installer.unwrap_or_default();
+            verify.venv = kept_venv;
+            verify.tree = tree;
+            verify
         };
         Ok(match name {
             Name::Apply => Command::Apply {
@@ -487,11 +487,9 @@ impl Given {
                 Some(out_dir) if !self.wheels.is_empty() => Command::Bundle {
                     wheels: std::mem::take(&mut self.wheels),
                     out_dir,
-                    options: BundleOptions {
-                        options,
-                        stdlib: self.stdlib,
-                        exclude: std::mem::take(&mut self.exclude),
-                    },
+                    options: BundleOptions::new(options)
+                        .with_stdlib(self.stdlib)
+                        .with_exclude(std::mem::take(&mut self.exclude)),
                 },
                 _ => return Err(
                     "bundle needs the wheels and -w OUTDIR: patch_uwsgi bundle WHEEL... -w OUTDIR"

@@ -4,8 +4,7 @@
 use std::io::Write;
 
 use patch_uwsgi::{
-    BundleReport, ImportFailure, Location, PieDecision, Report, RuntimeReport, Verification,
-    WheelVerification,
+    BundleReport, ImportFailure, Location, Report, RuntimeReport, Verification, WheelVerification,
 };
 
 use crate::cli::Command;
@@ -90,11 +89,7 @@ pub fn print_location(out: &mut impl Write, found: &Location) -> std::io::Result
             out,
             "-no-pie: {} ({})",
             if plan.no_pie { "needed" } else { "not needed" },
-            match decision {
-                PieDecision::ProbeLink => "probe link",
-                PieDecision::Cached => "earlier probe link, cached",
-                PieDecision::Given => "given",
-            }
+            decision.describe()
         )?;
     }
     for candidate in &found.tried {
