@@ -139,3 +139,24 @@ fn each_module_uses_only_the_layers_below_it() {
         ["names", "error", "plan"]
     );
 }
+
+#[test]
+fn the_binary_uses_the_crate_root_only() {
+    // `patch_uwsgi::releases` is the one public module; everything else is at the root.
+    let module_path = regex::Regex::new(r"patch_uwsgi::([a-z_]+)::").unwrap();
+    let mut reaching = Vec::new();
+    for file in rust_files(&support::repo().join("src/bin")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for m in module_path.captures_iter(&text) {
+            if &m[1] != "releases" {
+                reaching.push(format!("{}: patch_uwsgi::{}::", file.display(), &m[1]));
+            }
+        }
+    }
+    assert!(
+        reaching.is_empty(),
+        "past the façade:\n{}",
+        reaching.join("\n")
+    );
+    assert!(module_path.is_match("use patch_uwsgi::plan::interpreter::Interpreter;"));
+}

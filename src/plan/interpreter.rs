@@ -184,6 +184,14 @@ impl Interpreter {
 
     /// Load a saved probe from `path`: a probe, or `patch_uwsgi locate --json` output holding
     /// one under `probe`. The interpreter path is the saved one, or its `sys.executable`.
+    ///
+    /// ```
+    /// let probe = "vendor-samples/sysconfig/pyenv-cpython-3.12.1.json".as_ref();
+    /// let python = patch_uwsgi::Interpreter::load(probe)?;
+    /// assert_eq!(python.version, "3.12.1");
+    /// assert!(!python.free_threaded());
+    /// # Ok::<(), patch_uwsgi::Error>(())
+    /// ```
     pub fn load(path: &Path) -> Result<Interpreter> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io("read the saved probe", path, e))?;

@@ -517,6 +517,14 @@ pub fn patch_text(file: FileKind, text: &str, path: &Path) -> Result<PatchedText
 }
 
 /// Give back the upstream text: every patch-uwsgi change removed, byte for byte.
+///
+/// ```
+/// use patch_uwsgi::{patch_text, revert_text, FileKind};
+/// let path = "vendor-samples/2.0.31/plugins/python/uwsgiplugin.py";
+/// let upstream = std::fs::read_to_string(path).unwrap();
+/// let patched = patch_text(FileKind::PythonPlugin, &upstream, path.as_ref()).unwrap();
+/// assert_eq!(revert_text(&patched.text, path.as_ref()).unwrap(), upstream);
+/// ```
 pub fn revert_text(text: &str, path: &Path) -> Result<String> {
     let doc = Doc::from_str(text);
     Ok(doc.encode(&unpatch_body(&doc.body, path)?))

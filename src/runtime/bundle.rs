@@ -129,6 +129,16 @@ impl BundleOptions {
 /// libpython, a Python tag other than the interpreter's, `stdlib` for an executable whose
 /// runtime finder predates it, an output folder that cannot be written, a full disk) is an
 /// [`Error::Bundle`].
+///
+/// ```no_run
+/// use patch_uwsgi::{bundle, BundleOptions, Options};
+/// let options = BundleOptions::new(Options::for_python("/opt/python/cp312-cp312/bin/python"))
+///     .with_exclude(["_tkinter"]);
+/// let wheels = ["dist/uwsgi-2.0.31-cp312-cp312-linux_x86_64.whl".into()];
+/// let report = bundle(&wheels, "bundled".as_ref(), &options)?;
+/// println!("{} modules added", report.wheels[0].modules);
+/// # Ok::<(), patch_uwsgi::Error>(())
+/// ```
 pub fn bundle(
     wheels: &[PathBuf],
     out_dir: &Path,

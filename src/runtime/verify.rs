@@ -309,6 +309,16 @@ impl Program {
 /// module documentation. Errors (exit 2 in the CLI) are problems before anything could be
 /// tried: no interpreter, no archive, no compiler. A failed compile, link, run or import is a
 /// [`Verification`] that is not [`ok`](Verification::ok).
+///
+/// ```no_run
+/// use patch_uwsgi::{verify, Options, VerifyOptions};
+/// let python = "/opt/python/cp312-cp312/bin/python";
+/// let checked = verify(&VerifyOptions::new(Options::for_python(python)).with_tree("uwsgi"))?;
+/// if !checked.ok() {
+///     eprintln!("{:?}: {:?}", checked.failure, checked.import_failures);
+/// }
+/// # Ok::<(), patch_uwsgi::Error>(())
+/// ```
 pub fn verify(options: &VerifyOptions) -> Result<Verification> {
     let started = Instant::now();
     let limit = options.run_timeout;

@@ -633,6 +633,18 @@ fn pip_install(
 /// starts and imports what the build interpreter can. Errors (exit 2 in the CLI) are problems
 /// before anything could be tried: no wheel, no interpreter; a failed install, start or import
 /// is a [`WheelVerification`] that is not `ok`.
+///
+/// ```no_run
+/// use patch_uwsgi::{verify_wheel, Options, VerifyOptions};
+/// let options = VerifyOptions::new(Options::for_python("/opt/python/cp312-cp312/bin/python"))
+///     .with_runtime_python("/usr/bin/python3.12");
+/// let checked = verify_wheel("wheelhouse/uwsgi-2.0.31-cp312-cp312-manylinux_2_28_x86_64.whl".as_ref(), &options)?;
+/// for found in &checked.from_build_prefix {
+///     eprintln!("{} came from {}", found.module, found.file.display());
+/// }
+/// assert!(checked.ok);
+/// # Ok::<(), patch_uwsgi::Error>(())
+/// ```
 pub fn verify_wheel(wheel: &Path, options: &VerifyOptions) -> Result<WheelVerification> {
     verify_wheel_with_progress(wheel, options, &mut |_, _| {})
 }

@@ -370,6 +370,27 @@ fn clean_leftovers(tree: &UwsgiTree) -> Result<()> {
 /// Rewrite the tree at `dir` for the target interpreter and write its plan. All files change
 /// or none does. Runs on the same tree take turns (a lock on the folder), so concurrent runs
 /// for different interpreters all end up in the plan file.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let tree = dir.path();
+/// # for file in ["uwsgiconfig.py", "plugins/python/uwsgiplugin.py"] {
+/// #     std::fs::create_dir_all(tree.join(file).parent().unwrap())?;
+/// #     std::fs::copy(std::path::Path::new("vendor-samples/2.0.31").join(file), tree.join(file))?;
+/// # }
+/// # let probe = "vendor-samples/sysconfig/pyenv-cpython-3.12.1.json".as_ref();
+/// # let options = patch_uwsgi::Options::default()
+/// #     .with_target(patch_uwsgi::Target::Probed(Box::new(patch_uwsgi::Interpreter::load(probe)?)))
+/// #     .with_plan(patch_uwsgi::PlanOptions::default().with_mode(patch_uwsgi::ModeChoice::Nolib));
+/// // `tree` is a uWSGI source tree; `options` name the target Python (here a saved probe).
+/// use patch_uwsgi::{apply, Outcome};
+/// let report = apply(tree, &options)?;
+/// assert_eq!(report.uwsgi_version, "2.0.31");
+/// assert!(report.files.iter().any(|f| f.outcome == Outcome::Applied));
+/// // Again: nothing left to do.
+/// assert!(apply(tree, &options)?.files.iter().all(|f| f.outcome == Outcome::Unchanged));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn apply(dir: &Path, options: &Options) -> Result<Report> {
     let (prepared, _lock) = planned(dir, options, Outcome::Applied)?;
     commit(&prepared.changes)?;
@@ -377,11 +398,44 @@ pub fn apply(dir: &Path, options: &Options) -> Result<Report> {
 }
 
 /// Change nothing; report `needs-patch` for every file `apply` would change.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let tree = dir.path();
+/// # for file in ["uwsgiconfig.py", "plugins/python/uwsgiplugin.py"] {
+/// #     std::fs::create_dir_all(tree.join(file).parent().unwrap())?;
+/// #     std::fs::copy(std::path::Path::new("vendor-samples/2.0.31").join(file), tree.join(file))?;
+/// # }
+/// # let probe = "vendor-samples/sysconfig/pyenv-cpython-3.12.1.json".as_ref();
+/// # let options = patch_uwsgi::Options::default()
+/// #     .with_target(patch_uwsgi::Target::Probed(Box::new(patch_uwsgi::Interpreter::load(probe)?)))
+/// #     .with_plan(patch_uwsgi::PlanOptions::default().with_mode(patch_uwsgi::ModeChoice::Nolib));
+/// use patch_uwsgi::{check, Outcome};
+/// let report = check(tree, &options)?;
+/// assert!(report.files.iter().any(|f| f.outcome == Outcome::NeedsPatch));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn check(dir: &Path, options: &Options) -> Result<Report> {
     Ok(planned(dir, options, Outcome::NeedsPatch)?.0.report)
 }
 
 /// Change nothing; return the report and the unified diff `apply` would make.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let tree = dir.path();
+/// # for file in ["uwsgiconfig.py", "plugins/python/uwsgiplugin.py"] {
+/// #     std::fs::create_dir_all(tree.join(file).parent().unwrap())?;
+/// #     std::fs::copy(std::path::Path::new("vendor-samples/2.0.31").join(file), tree.join(file))?;
+/// # }
+/// # let probe = "vendor-samples/sysconfig/pyenv-cpython-3.12.1.json".as_ref();
+/// # let options = patch_uwsgi::Options::default()
+/// #     .with_target(patch_uwsgi::Target::Probed(Box::new(patch_uwsgi::Interpreter::load(probe)?)))
+/// #     .with_plan(patch_uwsgi::PlanOptions::default().with_mode(patch_uwsgi::ModeChoice::Nolib));
+/// let (_report, diff) = patch_uwsgi::diff(tree, &options)?;
+/// assert!(diff.contains("+# >>> patch-uwsgi:plugin-link-plan"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn diff(dir: &Path, options: &Options) -> Result<(Report, String)> {
     let (prepared, _lock) = planned(dir, options, Outcome::NeedsPatch)?;
     let mut out = String::new();
@@ -419,6 +473,25 @@ pub fn diff(dir: &Path, options: &Options) -> Result<(Report, String)> {
 }
 
 /// Give back the upstream bytes of both files and remove the plan file. Needs no interpreter.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let tree = dir.path();
+/// # for file in ["uwsgiconfig.py", "plugins/python/uwsgiplugin.py"] {
+/// #     std::fs::create_dir_all(tree.join(file).parent().unwrap())?;
+/// #     std::fs::copy(std::path::Path::new("vendor-samples/2.0.31").join(file), tree.join(file))?;
+/// # }
+/// # let probe = "vendor-samples/sysconfig/pyenv-cpython-3.12.1.json".as_ref();
+/// # let options = patch_uwsgi::Options::default()
+/// #     .with_target(patch_uwsgi::Target::Probed(Box::new(patch_uwsgi::Interpreter::load(probe)?)))
+/// #     .with_plan(patch_uwsgi::PlanOptions::default().with_mode(patch_uwsgi::ModeChoice::Nolib));
+/// let upstream = std::fs::read(tree.join("uwsgiconfig.py"))?;
+/// patch_uwsgi::apply(tree, &options)?;
+/// patch_uwsgi::revert(tree)?;
+/// assert_eq!(std::fs::read(tree.join("uwsgiconfig.py"))?, upstream);
+/// assert!(!tree.join(patch_uwsgi::PLAN_FILE).exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn revert(dir: &Path) -> Result<Report> {
     let tree = UwsgiTree::open(dir)?;
     let _lock = TreeLock::acquire(&tree.root, true)?;
