@@ -21,6 +21,10 @@ pub(crate) const PLAN_FILE: &str = "plugins/python/patch_uwsgi_plan.json";
 /// (a build artifact, not written by `apply`; `revert` removes it and its object).
 pub(crate) const RUNTIME_FINDER_SOURCE: &str = "plugins/python/patch_uwsgi_runtime.c";
 
+/// The mark a build of a patched tree leaves until it exits well (`rebuild_guard.py`): a build
+/// that finds it recompiles every object. Made by the build, removed by `revert`.
+pub(crate) const UNFINISHED_BUILD_MARK: &str = "uwsgibuild.patch_uwsgi_unfinished";
+
 /// The object the build compiles [`RUNTIME_FINDER_SOURCE`] to.
 pub(crate) const RUNTIME_FINDER_OBJECT: &str = "plugins/python/patch_uwsgi_runtime.o";
 
@@ -62,6 +66,7 @@ mod tests {
     const IMPORTS_SCRIPT: &str = include_str!("runtime/verify_imports.py");
     const FINDER: &str = include_str!("recipes/runtime_finder.c");
     const PLUGIN_LINK_PLAN: &str = include_str!("recipes/plugin_link_plan.py");
+    const REBUILD_GUARD: &str = include_str!("recipes/rebuild_guard.py");
 
     #[test]
     fn the_import_script_speaks_exactly_the_protocol() {
@@ -100,5 +105,6 @@ mod tests {
             runtime_folder_for("3.11"),
             "patch_uwsgi_runtime/python3.11/"
         );
+        assert!(REBUILD_GUARD.contains(&format!("os.path.abspath('{UNFINISHED_BUILD_MARK}')")));
     }
 }

@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use support::tools::{pip_wheel, run_ok, tool_wheels};
@@ -49,18 +49,6 @@ fn member(wheel: &Path, name: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The only `.whl` in `dir`.
-fn only_wheel(dir: &Path) -> PathBuf {
-    let wheels: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "whl"))
-        .collect();
-    assert_eq!(wheels.len(), 1, "{wheels:?}");
-    wheels.into_iter().next().unwrap()
-}
-
 /// The report's fields both implementations fill the same way.
 fn comparable(report: &serde_json::Value) -> serde_json::Value {
     let mut report = report.clone();
@@ -88,7 +76,7 @@ fn rust_bundle_writes_what_the_python_script_wrote() {
     apply_from_tarball(&py, &tree, manylinux_root.path());
     let built = work.path().join("built");
     run_ok(pip_wheel(&py.python, &tools, &tree, &built), "pip wheel");
-    let wheel = only_wheel(&built);
+    let wheel = support::only_wheel(&built);
 
     let old_script = support::repo().join("tests/support/bundle_wheel_old.py");
     let mut compared = 0;
@@ -100,7 +88,7 @@ fn rust_bundle_writes_what_the_python_script_wrote() {
         ("again", vec![]),
     ] {
         let input = if name == "again" {
-            only_wheel(&work.path().join("new-plain"))
+            support::only_wheel(&work.path().join("new-plain"))
         } else {
             wheel.clone()
         };
@@ -137,7 +125,7 @@ fn rust_bundle_writes_what_the_python_script_wrote() {
             comparable(&old_report),
             "{name}: the reports differ"
         );
-        let (old_wheel, new_wheel) = (only_wheel(&old_dir), only_wheel(&new_dir));
+        let (old_wheel, new_wheel) = (support::only_wheel(&old_dir), support::only_wheel(&new_dir));
         let (old_members, new_members) = (listing(&old_wheel), listing(&new_wheel));
         assert!(old_members.len() > 40, "{name}: {old_members:?}");
         for (index, (old, new)) in old_members.iter().zip(&new_members).enumerate() {
@@ -166,7 +154,7 @@ fn rust_bundle_writes_what_the_python_script_wrote() {
     let out = support::bin()
         .arg("verify")
         .arg("--wheel")
-        .arg(only_wheel(&work.path().join("new-plain")))
+        .arg(support::only_wheel(&work.path().join("new-plain")))
         .arg("--python")
         .arg(&py.python)
         .output()

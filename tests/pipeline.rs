@@ -399,7 +399,7 @@ fn unbundled_wheel(out: &Path, envs: &[(&str, &str)], build: &str) -> PathBuf {
     ]);
     let (ok, _, said) = script("pipeline.sh", &[unbundled.as_os_str()], &envs);
     assert!(ok, "the unbundled build: {}", tail(&said, 6000));
-    only_wheel(&unbundled)
+    support::only_wheel(&unbundled)
 }
 
 /// The uwsgi `program` (a path in `root`) does not start the app: a module is not found.
@@ -444,7 +444,7 @@ fn stdlib_wheel_serves(
     assert_eq!(python_there, None, "the root without Python has one");
     let site = root.join("opt/app");
     let _ = std::fs::remove_dir_all(&site);
-    unzip(&only_wheel(&stdlib), &site);
+    unzip(&support::only_wheel(&stdlib), &site);
     write_app(root, modules);
     let launcher = launcher_in(
         out,
@@ -506,18 +506,6 @@ fn wheel_for<'a>(built: &'a [PathBuf], tag: &str) -> &'a Path {
         .iter()
         .find(|w| w.to_string_lossy().contains(&format!("-{tag}-")))
         .unwrap_or_else(|| panic!("no {tag} wheel in {built:?}"))
-}
-
-/// The one wheel in `dir`.
-fn only_wheel(dir: &Path) -> PathBuf {
-    let wheels: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
-        .collect();
-    assert_eq!(wheels.len(), 1, "{wheels:?}");
-    wheels.into_iter().next().unwrap()
 }
 
 /// A fresh `/venv` of the root's `python`, with `wheel` installed by its pip (`pip install` of

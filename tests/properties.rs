@@ -35,7 +35,7 @@ const FRAGMENTS: &[&str] = &[
     "# >>> patch-uwsgi:plugin-link-plan v4 >>>\n",
     "# <<< patch-uwsgi:plugin-link-plan <<<\n",
     "# >>> patch-uwsgi:rebuild-guard v1 >>>\n",
-    "# >>> patch-uwsgi:rebuild-guard v2 >>>\n",
+    "# >>> patch-uwsgi:rebuild-guard v3 >>>\n",
     "# patch-uwsgi:strip-literal-lpython was: x\n",
     "LIBS.append('-lpython3.12')\n",
     "# ci: append static libpython\n",

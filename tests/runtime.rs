@@ -218,7 +218,7 @@ fn make_wheel(minor: &str, project: Option<&Path>) -> Option<MadeWheel> {
         }
     };
     run_ok(pip, "pip wheel");
-    let wheel = only_wheel(&out_dir);
+    let wheel = support::only_wheel(&out_dir);
     Some(MadeWheel {
         work,
         manylinux_root,
@@ -234,17 +234,6 @@ fn empty_dir(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::create_dir(&path).unwrap();
     path
-}
-
-fn only_wheel(dir: &Path) -> PathBuf {
-    let wheels: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "whl"))
-        .collect();
-    assert_eq!(wheels.len(), 1, "{wheels:?}");
-    wheels.into_iter().next().unwrap()
 }
 
 /// `patch_uwsgi bundle WHEELS -w OUT_DIR --python PYTHON --json OPTIONS`.
@@ -282,7 +271,7 @@ fn repair(wheel: &Path, out_dir: &Path) -> Option<PathBuf> {
         "auditwheel: {:?}",
         support::texts(&out)
     );
-    Some(only_wheel(out_dir))
+    Some(support::only_wheel(out_dir))
 }
 
 /// `dir/app.py`: a WSGI app importing the test modules plus those of [`WITH_LIBRARIES`] that

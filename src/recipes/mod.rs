@@ -144,7 +144,7 @@ fn plugin_link_plan_block() -> &'static str {
 pub static RECIPES: &[Recipe] = &[
     Recipe {
         id: "rebuild-guard",
-        version: 2,
+        version: 3,
         file: FileKind::UwsgiConfig,
         expects: "one line `uwsgi_version = '...'` at the start of a line",
         action: Action::InsertAfter {
@@ -487,7 +487,7 @@ fn apply_recipe(recipe: &Recipe, body: &str, path: &Path) -> Result<(String, Out
 /// use patch_uwsgi::{patch_text, revert_text, FileKind};
 /// let upstream = "# uWSGI build system\n\nuwsgi_version = '2.0.31'\n\nimport os\n";
 /// let patched = patch_text(FileKind::UwsgiConfig, upstream, "uwsgiconfig.py".as_ref()).unwrap();
-/// assert!(patched.text.contains("# >>> patch-uwsgi:rebuild-guard v2 >>>"));
+/// assert!(patched.text.contains("# >>> patch-uwsgi:rebuild-guard v3 >>>"));
 /// assert_eq!(revert_text(upstream, "uwsgiconfig.py".as_ref()).unwrap(), upstream);
 /// ```
 pub fn patch_text(file: FileKind, text: &str, path: &Path) -> Result<PatchedText> {

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Operation, Result};
 use crate::files::read_optional;
-use crate::names::{RUNTIME_FINDER_OBJECT, RUNTIME_FINDER_SOURCE};
+use crate::names::{RUNTIME_FINDER_OBJECT, RUNTIME_FINDER_SOURCE, UNFINISHED_BUILD_MARK};
 use crate::options::Options;
 use crate::plan::{LinkPlan, Mode, PlanFile, Target, PLAN_FILE};
 use crate::recipes::text::Doc;
@@ -229,8 +229,12 @@ fn prepare(
     };
     changes.add(PLAN_FILE, change, Vec::new());
     // A build of the patched tree wrote the runtime finder's source (and compiled it next to
-    // it): revert removes both too.
-    let finder_files = [RUNTIME_FINDER_SOURCE, RUNTIME_FINDER_OBJECT];
+    // it), and an unfinished one leaves its mark: revert removes them too.
+    let finder_files = [
+        RUNTIME_FINDER_SOURCE,
+        RUNTIME_FINDER_OBJECT,
+        UNFINISHED_BUILD_MARK,
+    ];
     for rel in finder_files.into_iter().filter(|_| plan.is_none()) {
         let finder_path = tree.root.join(rel);
         if let Some(before) = read_optional(&finder_path)? {
