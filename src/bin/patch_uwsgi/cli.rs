@@ -16,53 +16,37 @@ pub const USAGE: &str = "\
 patch_uwsgi: make uWSGI's python plugin link a static libpython (manylinux, cibuildwheel)
 
 usage:
-  patch_uwsgi apply  [DIR]   rewrite the tree for the target Python (DIR defaults to .)
-  patch_uwsgi check  [DIR]   change nothing; exit 0 if patched and the plan fits this Python, 1 if not
-  patch_uwsgi diff   [DIR]   change nothing; print the unified diff apply would make
-  patch_uwsgi revert [DIR]   restore upstream bytes and remove the plan (needs no interpreter)
-  patch_uwsgi locate         find the static libpython of the target Python and print the plan
-  patch_uwsgi verify [DIR]   link and run a tiny program embedding the target Python with the
-                             static plan; import its lib-dynload modules (seconds, not a build);
-                             with DIR, first check that this uWSGI release builds for it
-  patch_uwsgi bundle WHEEL... -w OUTDIR [--stdlib] [--exclude NAMES]   copy each wheel to
-                             OUTDIR with the target Python's extension modules added where its
-                             static uwsgi finds them (patch_uwsgi_runtime/pythonX.Y/); before
-                             auditwheel
-  patch_uwsgi verify --wheel WHEEL [--command NAME]   install a built uWSGI wheel into a
-                             fresh venv of the runtime Python and start every program in it that
-                             embeds libpython, from where it is installed, through the commands
-                             named like it (the program, auditwheel's wrapper, a console script):
-                             does each import every extension module the target Python can, none
-                             from the build prefix?
+  patch_uwsgi apply  [DIR]   rewrite the uWSGI tree (default .) for the target Python
+  patch_uwsgi check  [DIR]   change nothing; exit 1 if apply would change something
+  patch_uwsgi diff   [DIR]   change nothing; print the diff apply would make
+  patch_uwsgi revert [DIR]   give back the upstream files byte for byte
+  patch_uwsgi locate         find the static libpython and print the link plan
+  patch_uwsgi verify [DIR]   link and run a program embedding the target Python with that plan
+                             and import its extension modules (seconds); with DIR, first
+                             check that this uWSGI release builds for it
+  patch_uwsgi bundle WHEEL... -w OUTDIR   add the target Python's extension modules (and
+                             with --stdlib its standard library) to each wheel; before auditwheel
+  patch_uwsgi verify --wheel WHEEL   install the wheel into a fresh venv, start each program
+                             it ships as users start it, import every extension module
 
 options:
-  --python PATH       target interpreter (default: `python` on PATH, then `python3`)
-  --libpython PATH    use this static archive (means --mode static unless nolib is asked)
-  --probe FILE        use a saved interpreter probe (`locate --json` output, or its `probe`)
-                      instead of launching the interpreter (offline use, build tools)
-  --mode MODE         auto|static|nolib (default auto: shared if the Python has a libpython.so;
-                      locate defaults to static)
-  --manylinux-root DIR  folder with static-libs-for-embedding-only.tar.xz (default /opt/_internal)
-  --no-pie auto|yes|no  link the executable -no-pie: auto decides by a probe link (remembered
-                      in the cache folder for the same archive and compiler)
-  --runtime-python PATH  (verify) also run against this Python's stdlib, as a shipped binary
-                      would meet it; (verify --wheel) the Python to install the wheel for
-                      (default: the target Python)
-  -w, --wheel-dir DIR  (bundle) where to write the wheels (made if missing)
-  --stdlib            (bundle) add the standard library too, as a zip: the uwsgi then needs no
-                      Python on the machine (its own stdlib, whatever Python the venv has)
-  --exclude NAMES     (bundle) leave out these extension modules (comma-separated, e.g.
-                      _tkinter,_curses: no Tcl/Tk or X11 libraries grafted); verify --wheel
-                      then does not expect them
-  --wheel WHEEL       (verify --wheel) the wheel to install and start (see usage above)
-  --command NAME      (verify --wheel) start only this installed command (<venv>/bin/NAME)
-  --installer builtin|pip  (verify --wheel) what installs the wheel into the venv: builtin
-                      (default: unpacked as pip lays it out, scripts and launchers made, no
-                      byte-compiling; a few times faster) or pip (pip install --no-deps)
-  --venv DIR          (verify --wheel) make the venv at DIR (must not exist) and keep it, to
-                      look into after a failure
-  --no-release-check  (apply, check, diff, verify) build even where the release table says
-                      this uWSGI cannot (a uWSGI with support backported), or for a
+  --python PATH       the target Python (default: python, then python3, on PATH)
+  --libpython PATH    use this static archive
+  --probe FILE        a saved probe (locate --json) instead of running the Python
+  --mode MODE         auto|static|nolib (auto: shared if the Python has a libpython.so;
+                      locate: static)
+  --manylinux-root DIR  where static-libs-for-embedding-only.tar.xz is (default /opt/_internal)
+  --no-pie auto|yes|no  link -no-pie; auto decides by a probe link
+  --runtime-python PATH  verify: also run against this Python's stdlib; verify --wheel:
+                      install for this Python
+  --wheel WHEEL       the wheel verify --wheel checks
+  --command NAME      start only this installed command
+  --installer builtin|pip  what installs the wheel (builtin: as pip lays it out, faster)
+  --venv DIR          make the venv at DIR (must not exist) and keep it
+  -w, --wheel-dir DIR  where bundle writes the wheels
+  --stdlib            bundle the standard library too: no Python needed on the machine
+  --exclude NAMES     leave out these extension modules (comma-separated, e.g. _tkinter)
+  --no-release-check  build even where the release table says this uWSGI cannot, or for a
                       free-threaded Python
   --json              report as JSON on stdout
   --quiet             print nothing but errors
@@ -70,18 +54,15 @@ options:
 
 environment:
   PATCH_UWSGI_LIBPYTHON      an archive, as --libpython (the option wins)
-  PATCH_UWSGI_PROBE_TIMEOUT  seconds the interpreter may take to answer (default 30)
-  CC, CFLAGS                 the C compiler for verify and the -no-pie probe link (default cc)
-  XDG_CACHE_HOME, HOME       cache folder: $XDG_CACHE_HOME/patch-uwsgi, else ~/.cache/patch-uwsgi
+  PATCH_UWSGI_PROBE_TIMEOUT  seconds the Python may take to answer (default 30)
+  CC, CFLAGS                 the C compiler for verify and the probe link (default cc)
+  XDG_CACHE_HOME, HOME       cache: $XDG_CACHE_HOME/patch-uwsgi, else ~/.cache/patch-uwsgi
 
-apply, check, diff and verify DIR refuse (exit 2) a uWSGI release older than the first that
-builds for the target CPython (3.10: 2.0.20, 3.11: 2.0.21, 3.12: 2.0.23, 3.13: 2.0.27,
-3.14 and 3.15: 2.0.30), and
-apply, check, diff and verify refuse a free-threaded CPython; the message names the cibuildwheel
-`skip` selector that leaves that Python out.
+apply, check, diff and verify refuse a uWSGI release older than the first that builds for the
+target CPython (3.10: 2.0.20, 3.11: 2.0.21, 3.12: 2.0.23, 3.13: 2.0.27, 3.14 and 3.15:
+2.0.30) and a free-threaded CPython, naming the cibuildwheel skip selector.
 
-exit: 0 done or nothing to do (also when stdout was closed early); 1 check found work, or
-verify failed; 2 error, and then nothing was changed
+exit: 0 done; 1 check found work, or verify failed; 2 error, and nothing was changed
 ";
 
 /// The command names, as typed.
