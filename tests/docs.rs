@@ -74,7 +74,8 @@ fn figures(text: &str) -> Vec<String> {
             // `2.0.31`, `3.11` are releases, not measures (a unit right after one is a figure),
             // and `2.0.x` is a release series.
             let series = found.ends_with(".x");
-            !series && !(version.is_match(number) && found.ends_with(|c: char| c.is_ascii_digit()))
+            let release = version.is_match(number) && found.ends_with(|c: char| c.is_ascii_digit());
+            !series && !release
         })
         .collect()
 }
