@@ -228,23 +228,8 @@ fn prepare(
         after: plan_after,
     };
     changes.add(PLAN_FILE, change, Vec::new());
-    // A build of the patched tree wrote the runtime finder's source (and compiled it next to
-    // it), and an unfinished one leaves its mark: revert removes them too.
-    let finder_files = [
-        RUNTIME_FINDER_SOURCE,
-        RUNTIME_FINDER_OBJECT,
-        UNFINISHED_BUILD_MARK,
-    ];
-    for rel in finder_files.into_iter().filter(|_| plan.is_none()) {
-        let finder_path = tree.root.join(rel);
-        if let Some(before) = read_optional(&finder_path)? {
-            let change = Change {
-                path: finder_path,
-                before: Some(before),
-                after: None,
-            };
-            changes.add(rel, change, Vec::new());
-        }
+    if plan.is_none() {
+        changes.remove_build_artifacts(tree)?;
     }
     let report = Report {
         tree: tree.root.clone(),
@@ -271,6 +256,27 @@ struct Changes {
 }
 
 impl Changes {
+    /// For revert: a build of the patched tree wrote the runtime finder's source (and compiled
+    /// it next to it), and an unfinished one leaves its mark; they go too.
+    fn remove_build_artifacts(&mut self, tree: &UwsgiTree) -> Result<()> {
+        for rel in [
+            RUNTIME_FINDER_SOURCE,
+            RUNTIME_FINDER_OBJECT,
+            UNFINISHED_BUILD_MARK,
+        ] {
+            let path = tree.root.join(rel);
+            if let Some(before) = read_optional(&path)? {
+                let change = Change {
+                    path,
+                    before: Some(before),
+                    after: None,
+                };
+                self.add(rel, change, Vec::new());
+            }
+        }
+        Ok(())
+    }
+
     /// Report the file at `rel` (with its recipes' outcomes), and keep `change` if it changes
     /// anything.
     fn add(&mut self, rel: &str, change: Change, recipes: Vec<(&'static str, Outcome)>) {
