@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use zip::write::{PreparedZipFile, SimpleFileOptions};
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
+use super::runs::seconds_since;
 use crate::error::{Error, Operation, Result};
 use crate::names::{runtime_folder_for, EXCLUDED_LIST, RUNTIME_FOLDER};
 use crate::options::Options;
@@ -279,10 +280,6 @@ fn write_all(
 /// A bundle refusal ([`Error::Bundle`]).
 fn refused(problem: String) -> Error {
     Error::Bundle { problem }
-}
-
-fn seconds_since(start: Instant) -> f64 {
-    super::runs::seconds_since(start)
 }
 
 fn file_name(path: &Path) -> String {
@@ -560,7 +557,7 @@ fn plan(wheel: &Path, stdlib: bool, runtime: &Runtime) -> Result<Plan> {
         )));
     }
     let record = records[0];
-    check_record(wheel, &archive, &members, record)?;
+    check_record(wheel, &archive, &members, record).map_err(refused)?;
     let embedding = executables(wheel, &members, stdlib, &runtime.minor)?;
     drop(archive);
     Ok(Plan {
@@ -597,13 +594,14 @@ fn inspect_elf(data: &[u8]) -> Elf {
 
 /// A RECORD that does not match the members it lists (another hash or size, or a member that
 /// is not there) is refused: the wheel was changed after it was built, or is damaged. Members
-/// it does not list are accepted (the new RECORD lists them).
+/// it does not list are accepted (the new RECORD lists them). `Err` is the problem, naming the
+/// wheel; each caller words its own error around it.
 pub(super) fn check_record(
     wheel: &Path,
     archive: &ZipArchive<Cursor<&[u8]>>,
     members: &[Member],
     record: usize,
-) -> Result<()> {
+) -> std::result::Result<(), String> {
     let shown = wheel.display();
     let record_name = &members[record].name;
     let mut archive = archive.clone();
@@ -611,7 +609,7 @@ pub(super) fn check_record(
     archive
         .by_index(record)
         .and_then(|mut f| f.read_to_string(&mut text).map_err(Into::into))
-        .map_err(|e| refused(format!("{shown}: {record_name} is not text: {e}")))?;
+        .map_err(|e| format!("{shown}: {record_name} is not text: {e}"))?;
     let by_name: HashMap<&str, &Member> = members.iter().map(|m| (m.name.as_str(), m)).collect();
     for (line_number, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -627,11 +625,11 @@ pub(super) fn check_record(
             continue;
         }
         let wrong = |what: String| {
-            refused(format!(
+            format!(
                 "{shown}: its RECORD does not match the wheel (line {}: {what}): the wheel \
                  was changed after it was built, or is damaged",
                 line_number + 1
-            ))
+            )
         };
         let Some(member) = by_name.get(path) else {
             return Err(wrong(format!("{path} is not in the wheel")));

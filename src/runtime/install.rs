@@ -15,7 +15,6 @@ use std::sync::LazyLock;
 use zip::ZipArchive;
 
 use super::bundle::{check_record, csv_fields, current_umask, on_all_cores, record_hash, Member};
-use crate::error::Error;
 use crate::plan::interpreter::Interpreter;
 
 /// What [`install_wheel`] wrote. Its callers read the venv itself; the tests read this.
@@ -183,10 +182,7 @@ impl Unpacking<'_> {
         let Some(record_index) = members.iter().position(|m| m.name == record_name) else {
             return Err(format!("{shown}: it has no {record_name}"));
         };
-        check_record(self.wheel, &self.archive, &members, record_index).map_err(|e| match e {
-            Error::Bundle { problem } => problem,
-            other => other.to_string(),
-        })
+        check_record(self.wheel, &self.archive, &members, record_index)
     }
 
     fn record_name(&self) -> String {

@@ -575,14 +575,12 @@ fn pip_version_can_target(said: &str) -> bool {
     (major, minor) >= (22, 3)
 }
 
-/// `python -m venv` of the runtime Python at `venv`; `--without-pip` unless pip installs and
-/// the runtime Python has no pip that can install into another interpreter.
+/// `python -m venv` of the runtime Python at `venv`, with pip or `--without-pip`.
 fn make_venv(
     python: &Path,
     venv: &Path,
-    installer: Installer,
+    with_pip: bool,
 ) -> Result<std::result::Result<(), String>> {
-    let with_pip = installer == Installer::Pip && !runtime_pip_can_target(python);
     let made = run_tool(
         Command::new(python)
             .args(["-m", "venv"])
@@ -606,9 +604,10 @@ fn pip_install(
     python: &Path,
     venv: &Path,
     wheel: &Path,
+    runtime_pip: bool,
 ) -> Result<std::result::Result<(), String>> {
     let venv_python = venv.join("bin/python");
-    let mut pip = if runtime_pip_can_target(python) {
+    let mut pip = if runtime_pip {
         let mut pip = Command::new(python);
         pip.args(["-m", "pip", "--python"]).arg(&venv_python);
         pip
@@ -801,13 +800,16 @@ fn install(
 ) -> Result<std::result::Result<InstalledWheel, String>> {
     // pip decides this from the wheel's tags before it installs anything; so does the
     // built-in installer.
-    let file_name = wheel.file_name().unwrap_or_default().to_string_lossy();
-    if let Some(problem) = unsupported_tags(&file_name, runtime) {
-        if installer == Installer::Builtin {
+    if installer == Installer::Builtin {
+        let file_name = wheel.file_name().unwrap_or_default().to_string_lossy();
+        if let Some(problem) = unsupported_tags(&file_name, runtime) {
             return Ok(Err(problem));
         }
     }
-    if let Err(message) = make_venv(&runtime.path, venv, installer)? {
+    // Whether the runtime Python's pip installs (see pip_install), asked once: a Python start.
+    let runtime_pip = installer == Installer::Pip && runtime_pip_can_target(&runtime.path);
+    let with_pip = installer == Installer::Pip && !runtime_pip;
+    if let Err(message) = make_venv(&runtime.path, venv, with_pip)? {
         return Ok(Err(message));
     }
     let bin = venv.join("bin");
@@ -820,7 +822,7 @@ fn install(
         Installer::Builtin => VenvLayout::of(venv)
             .and_then(|layout| install_wheel(wheel, &layout))
             .map(|_| ()),
-        Installer::Pip => pip_install(&runtime.path, venv, wheel)?,
+        Installer::Pip => pip_install(&runtime.path, venv, wheel, runtime_pip)?,
     };
     Ok(installed.map(|()| InstalledWheel {
         commands: names_in(&bin).difference(&before).cloned().collect(),
